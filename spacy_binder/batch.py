@@ -1,0 +1,158 @@
+"""Explicit batch types shared by the model, the loss and the decoder.
+
+Everything is laid out per window, padded to the longest window of the batch:
+token arrays are (n_windows, n_tokens), span arrays (n_windows, n_tokens,
+max_span_width) where span (w, i, k) runs from token i to token i + k of window
+w, and each score array ends in a type axis.
+"""
+from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Tuple
+
+import numpy
+import torch
+
+
+@dataclass
+class Windows:
+    """Where each encoder window sits in its Doc, and its token to sub-word map."""
+
+    doc_index: numpy.ndarray  # (W,) Doc of each window
+    start: numpy.ndarray  # (W,) first spaCy token of the window in its Doc
+    length: numpy.ndarray  # (W,) number of spaCy tokens in the window
+    first_wp: numpy.ndarray  # (W, T) first sub-word of each token, -1 if none
+    last_wp: numpy.ndarray  # (W, T) last sub-word of each token, -1 if none
+
+    def __len__(self) -> int:
+        return len(self.doc_index)
+
+    @property
+    def n_tokens(self) -> int:
+        return self.first_wp.shape[1]
+
+    @property
+    def boundary(self) -> numpy.ndarray:
+        """(W, T): tokens that can start or end a span (they have sub-words)."""
+        return self.first_wp >= 0
+
+    def span_mask(self, max_span_width: int) -> numpy.ndarray:
+        """(W, T, max_span_width): candidate spans, both ends on real sub-words."""
+        boundary = self.boundary
+        n_windows, n_tokens = boundary.shape
+        ends = numpy.arange(n_tokens)[:, None] + numpy.arange(max_span_width)[None, :]
+        inside = ends < n_tokens
+        end_ok = numpy.zeros((n_windows, n_tokens, max_span_width), dtype=bool)
+        end_ok[:, inside] = boundary[:, ends[inside]]
+        return boundary[:, :, None] & end_ok
+
+    def windows_of(self, doc_index: int) -> numpy.ndarray:
+        return numpy.flatnonzero(self.doc_index == doc_index)
+
+
+@dataclass
+class EncodedWindows:
+    """Text encoder output: hidden states (W, n_wordpieces, width) and layout."""
+
+    hidden: torch.Tensor
+    windows: Windows
+    n_docs: int
+
+    @classmethod
+    def empty(cls, n_docs: int, width: int) -> "EncodedWindows":
+        none = numpy.zeros((0,), dtype="int64")
+        no_tokens = numpy.zeros((0, 0), dtype="int64")
+        windows = Windows(none, none, none, no_tokens, no_tokens)
+        return cls(torch.zeros((0, 1, width)), windows, n_docs)
+
+
+@dataclass
+class BinderScores:
+    """Similarities (cosine / temperature) of text positions to entity types.
+
+    The `*_threshold` arrays (W, K) hold the similarity of the window's [CLS]
+    (start, end) and of its (0, 0) span (span): the dynamic thresholds.
+    """
+
+    start: torch.Tensor  # (W, T, K)
+    end: torch.Tensor  # (W, T, K)
+    span: torch.Tensor  # (W, T, max_span_width, K)
+    start_threshold: torch.Tensor  # (W, K)
+    end_threshold: torch.Tensor  # (W, K)
+    span_threshold: torch.Tensor  # (W, K)
+    windows: Windows
+    n_docs: int
+
+    FIELDS = (
+        "start",
+        "end",
+        "span",
+        "start_threshold",
+        "end_threshold",
+        "span_threshold",
+    )
+
+    @property
+    def tensors(self) -> Tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    @property
+    def max_span_width(self) -> int:
+        return self.span.shape[2]
+
+    def with_tensors(self, tensors: Sequence[torch.Tensor]) -> "BinderScores":
+        """The same layout holding other tensors, e.g. gradients."""
+        return BinderScores(*tensors, windows=self.windows, n_docs=self.n_docs)
+
+
+@dataclass
+class GoldTargets:
+    """Boolean gold masks in the layout of `BinderScores`."""
+
+    start: torch.Tensor  # (W, T, K)
+    end: torch.Tensor  # (W, T, K)
+    span: torch.Tensor  # (W, T, max_span_width, K)
+    n_too_wide: int  # gold spans wider than max_span_width (cannot be learned)
+    n_unaligned: int  # gold spans starting or ending on a token with no sub-word
+
+
+def gold_targets(
+    windows: Windows,
+    doc_spans: List[Iterable[Tuple[int, int, int]]],
+    n_labels: int,
+    max_span_width: int,
+    device: torch.device,
+) -> GoldTargets:
+    """Place gold (start, end_exclusive, label) spans of each Doc in the windows.
+
+    A span belongs to every window that wholly contains it, as in the paper.
+    """
+    shape = (len(windows), windows.n_tokens, n_labels)
+    start = numpy.zeros(shape, dtype=bool)
+    end = numpy.zeros(shape, dtype=bool)
+    span = numpy.zeros(shape[:2] + (max_span_width, n_labels), dtype=bool)
+    boundary = windows.boundary
+    n_too_wide = n_unaligned = 0
+    for doc_i, spans in enumerate(doc_spans):
+        doc_windows = windows.windows_of(doc_i)
+        for first, stop, label in spans:
+            width = stop - 1 - first
+            if width >= max_span_width:
+                n_too_wide += 1
+            placed = False
+            for w in doc_windows:
+                i = first - windows.start[w]
+                j = stop - 1 - windows.start[w]
+                if i < 0 or j >= windows.length[w]:
+                    continue
+                if not (boundary[w, i] and boundary[w, j]):
+                    continue
+                placed = True
+                start[w, i, label] = True
+                end[w, j, label] = True
+                if width < max_span_width:
+                    span[w, i, width, label] = True
+            if not placed and width < max_span_width and len(doc_windows):
+                n_unaligned += 1
+    as_tensor = lambda a: torch.from_numpy(a).to(device)
+    return GoldTargets(
+        as_tensor(start), as_tensor(end), as_tensor(span), n_too_wide, n_unaligned
+    )

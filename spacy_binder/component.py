@@ -1,0 +1,363 @@
+"""The `binder_ner` pipeline component."""
+import warnings
+from contextlib import contextmanager
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy
+import srsly
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Model, Optimizer, set_dropout_rate
+
+from .batch import BinderScores, gold_targets
+from .decode import STRATEGIES, decode
+from .encoders import window_layout
+from .loss import BinderLoss
+from .model import clear_type_cache
+
+MODES = ("nested", "flat")
+INIT_SAMPLE_SIZE = 10
+SCAN_BATCH_SIZE = 256
+
+DEFAULT_BINDER_MODEL = """
+[model]
+@architectures = "spacy_binder.BinderModel.v1"
+linear_size = 128
+width_embedding_size = 128
+max_span_width = 30
+dropout = 0.1
+init_temperature = 0.07
+
+[model.text_encoder]
+@architectures = "spacy_binder.TextEncoder.v1"
+name = "sentence-transformers/all-MiniLM-L6-v2"
+window = 128
+stride = 96
+mixed_precision = false
+
+[model.type_encoder]
+@architectures = "spacy_binder.TypeEncoder.v1"
+name = "sentence-transformers/all-MiniLM-L6-v2"
+mixed_precision = false
+"""
+
+
+@Language.factory(
+    "binder_ner",
+    assigns=["doc.spans", "doc.ents"],
+    default_config={
+        "model": DEFAULT_BINDER_MODEL,
+        "spans_key": "sc",
+        "mode": "nested",
+        "strategy": "span",
+        "loss": {"@misc": "spacy_binder.BinderLoss.v1"},
+        "scorer": {"@scorers": "spacy_binder.scorer.v1"},
+    },
+    default_score_weights={"spans_sc_f": 1.0, "spans_sc_p": 0.0, "spans_sc_r": 0.0},
+)
+def make_binder_ner(
+    nlp: Language,
+    name: str,
+    model: Model,
+    spans_key: str,
+    mode: str,
+    strategy: str,
+    loss: BinderLoss,
+    scorer: Optional[Callable],
+) -> "BinderNER":
+    """Nested or flat NER with BINDER's bi-encoder.
+
+    mode: "nested" keeps every span above its threshold; "flat" also removes
+    overlaps greedily and sets doc.ents. strategy: "span" (span score only) or
+    "joint" (start and end must also beat their thresholds).
+    """
+    return BinderNER(
+        nlp.vocab,
+        model,
+        name,
+        spans_key=spans_key,
+        mode=mode,
+        strategy=strategy,
+        loss=loss,
+        scorer=scorer,
+    )
+
+
+def read_type_descriptions(path: Union[str, Path]) -> Dict[str, str]:
+    """Read `{"label": ..., "description": ...}` JSON lines."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"Entity type description file not found: {path}")
+    descriptions: Dict[str, str] = {}
+    for line_no, line in enumerate(path.read_text(encoding="utf8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = srsly.json_loads(line)
+            label, description = record["label"], record["description"]
+        except (ValueError, TypeError, KeyError) as err:
+            raise ValueError(
+                f"{path}, line {line_no}: expected a JSON object with 'label' and "
+                f"'description', got {line[:80]!r} ({err!r})."
+            ) from None
+        if not isinstance(label, str) or not isinstance(description, str) or not description.strip():
+            raise ValueError(
+                f"{path}, line {line_no}: 'label' and 'description' must be non-empty strings."
+            )
+        descriptions[label] = description
+    return descriptions
+
+
+class BinderNER(TrainablePipe):
+    """Predict entity spans by matching span vectors with type-description vectors."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "binder_ner",
+        *,
+        spans_key: str = "sc",
+        mode: str = "nested",
+        strategy: str = "span",
+        loss: Optional[BinderLoss] = None,
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"Unknown binder_ner mode '{mode}': use one of {MODES}.")
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown binder_ner strategy '{strategy}': use one of {STRATEGIES}."
+            )
+        if not spans_key:
+            raise ValueError("binder_ner needs a non-empty spans_key.")
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.loss = loss if loss is not None else BinderLoss()
+        self.scorer = scorer
+        self.cfg = {
+            "spans_key": spans_key,
+            "mode": mode,
+            "strategy": strategy,
+            "labels": [],
+            "descriptions": {},
+        }
+
+    @property
+    def key(self) -> str:
+        return str(self.cfg["spans_key"])
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    @property
+    def descriptions(self) -> List[str]:
+        """The text given to the type encoder per label: its description, else its name."""
+        described = self.cfg["descriptions"]
+        return [described.get(label, label) for label in self.labels]
+
+    def add_label(self, label: str, description: Optional[str] = None) -> int:
+        """Add a label, or give an existing one a new description.
+
+        A label without a description is encoded from its name, as a keyword.
+        Labels can be added after training: the type encoder encodes them.
+        RETURNS (int): 1 if the label is new, else 0.
+        """
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"binder_ner labels must be non-empty strings, got {label!r}.")
+        if description is not None:
+            if not isinstance(description, str) or not description.strip():
+                raise ValueError(
+                    f"The description of label '{label}' must be a non-empty string."
+                )
+            self.cfg["descriptions"][label] = description
+        if label in self.labels:
+            return 0
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    def _require_labels(self) -> None:
+        if not self.labels:
+            raise ValueError(
+                f"The '{self.name}' component has no labels. Give training examples "
+                f"with spans in doc.spans['{self.key}'], pass labels to initialize, "
+                "or call add_label(label, description=...)."
+            )
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+        descriptions: Optional[Union[str, Path]] = None,
+    ) -> None:
+        """Set labels and descriptions and load the encoders.
+
+        labels: the entity types; inferred from the examples when not given.
+        descriptions: a JSONL file of {"label", "description"}; types named
+            there are added too.
+        """
+        validate_get_examples(get_examples, "BinderNER.initialize")
+        described = read_type_descriptions(descriptions) if descriptions else {}
+        inferred = set(described)
+        for eg in get_examples():
+            inferred.update(span.label_ for span in self._gold_spans(eg))
+        for label in labels if labels is not None else sorted(inferred):
+            self.add_label(label, described.get(label))
+        self._require_labels()
+        keywords = [label for label in self.labels if label not in self.cfg["descriptions"]]
+        if keywords:
+            warnings.warn(
+                f"[binder_ner] No description for label(s) {keywords}: their names are "
+                "used as keywords. Descriptions in annotation-guideline style work "
+                "better; give them in a JSONL file ('descriptions' under "
+                "[initialize.components.<name>]) or with add_label(label, description=...)."
+            )
+        sample = [eg.predicted for eg in islice(get_examples(), INIT_SAMPLE_SIZE)]
+        self.model.initialize(X=(sample, self.descriptions))
+        clear_type_cache(self.model)
+        self._warn_unlearnable(get_examples)
+
+    def _gold_spans(self, example: Example) -> List[Span]:
+        reference = example.reference
+        if self.key in reference.spans:
+            return list(reference.spans[self.key])
+        if self.cfg["mode"] == "flat" and reference.has_annotation("ENT_IOB"):
+            return list(reference.ents)
+        raise ValueError(
+            f"Training example '{reference.text[:60]}' has no doc.spans['{self.key}']"
+            f" (its span keys: {list(reference.spans.keys())}). Set binder_ner's "
+            "spans_key to the key your corpus uses, or convert the corpus with "
+            "gold spans under that key"
+            + (" or doc.ents." if self.cfg["mode"] == "flat" else ".")
+        )
+
+    def _gold_tuples(self, examples: Iterable[Example]) -> List[List[Tuple[int, int, int]]]:
+        """Gold (start, end, label index) per example, on the predicted tokens."""
+        label_index = {label: i for i, label in enumerate(self.labels)}
+        result = []
+        for eg in examples:
+            aligned = eg.get_aligned_spans_y2x(self._gold_spans(eg), allow_overlap=True)
+            result.append(
+                [(s.start, s.end, label_index[s.label_]) for s in aligned if s.label_ in label_index]
+            )
+        return result
+
+    def _warn_unlearnable(self, get_examples: Callable[[], Iterable[Example]]) -> None:
+        """Count the gold spans the model cannot learn to predict, and say so."""
+        text_encoder = self.model.layers[0]
+        max_width = self.model.attrs["max_span_width"]
+        n_spans = n_too_wide = n_unaligned = 0
+        examples = iter(get_examples())
+        while batch := list(islice(examples, SCAN_BATCH_SIZE)):
+            spans = self._gold_tuples(batch)
+            layout = window_layout(text_encoder, [eg.predicted for eg in batch])
+            gold = gold_targets(layout, spans, len(self.labels), max_width, "cpu")
+            n_spans += sum(len(s) for s in spans)
+            n_too_wide += gold.n_too_wide
+            n_unaligned += gold.n_unaligned
+        if n_too_wide:
+            warnings.warn(
+                f"[binder_ner] {n_too_wide} of {n_spans} gold spans are wider than "
+                f"max_span_width={max_width} tokens and cannot be predicted. Raise "
+                "max_span_width in [components.<name>.model] to learn them."
+            )
+        if n_unaligned:
+            warnings.warn(
+                f"[binder_ner] {n_unaligned} of {n_spans} gold spans start or end on a "
+                "token the encoder's tokenizer maps to no sub-word (or cross every "
+                "window edge), and cannot be predicted."
+            )
+
+    def predict(self, docs: Iterable[Doc]) -> BinderScores:
+        self._require_labels()
+        return self.model.predict((list(docs), self.descriptions))
+
+    def set_annotations(self, docs: Iterable[Doc], scores: BinderScores) -> None:
+        docs = list(docs)
+        flat = self.cfg["mode"] == "flat"
+        predictions = decode(scores, strategy=self.cfg["strategy"], flat=flat)
+        labels = self.labels
+        for doc, doc_predictions in zip(docs, predictions):
+            group = SpanGroup(
+                doc,
+                name=self.key,
+                spans=[Span(doc, s, e, label=labels[k]) for s, e, k, _ in doc_predictions],
+            )
+            group.attrs["scores"] = numpy.asarray(
+                [score for *_, score in doc_predictions], dtype="float32"
+            )
+            doc.spans[self.key] = group
+            if flat:
+                doc.ents = list(group)
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BinderNER.update")
+        self._require_labels()
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        set_dropout_rate(self.model, drop)
+        docs = [eg.predicted for eg in examples]
+        scores, backprop = self.model.begin_update((docs, self.descriptions))
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores: BinderScores) -> Tuple[float, BinderScores]:
+        gold = gold_targets(
+            scores.windows,
+            self._gold_tuples(examples),
+            len(self.labels),
+            scores.max_span_width,
+            scores.span.device,
+        )
+        return self.loss.get_grad(scores, gold)
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        self.model.finish_update(sgd)
+        clear_type_cache(self.model)
+
+    @contextmanager
+    def use_params(self, params: dict):
+        clear_type_cache(self.model)
+        with self.model.use_params(params):
+            yield
+        clear_type_cache(self.model)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "BinderNER":
+        super().from_bytes(bytes_data, exclude=exclude)
+        clear_type_cache(self.model)
+        return self
+
+    def from_disk(self, path: Union[str, Path], *, exclude=tuple()) -> "BinderNER":
+        super().from_disk(path, exclude=exclude)
+        clear_type_cache(self.model)
+        return self

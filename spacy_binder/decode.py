@@ -1,0 +1,68 @@
+"""Algorithm 1 of the paper: from similarity scores to entity spans.
+
+A span is predicted for type k when its span similarity beats the window's
+(0, 0) span similarity for k (span-only), and with the joint strategy also when
+its start and end similarities beat the [CLS] thresholds. Predictions of
+overlapping windows are merged keeping each span's best score. Scores are
+sigmoid(similarity - threshold): above 0.5 means above the dynamic threshold.
+"""
+from typing import Dict, List, Tuple
+
+import numpy
+import torch
+
+from .batch import BinderScores
+
+Prediction = Tuple[int, int, int, float]  # start, end (exclusive), label index, score
+STRATEGIES = ("span", "joint")
+
+
+def decode(scores: BinderScores, strategy: str = "span", flat: bool = False) -> List[List[Prediction]]:
+    """Predicted spans per Doc, ordered by start, end and label."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Unknown inference strategy '{strategy}': use one of {STRATEGIES}.")
+    found: List[Dict[Tuple[int, int, int], float]] = [{} for _ in range(scores.n_docs)]
+    windows = scores.windows
+    if len(windows):
+        margin = scores.span.float() - scores.span_threshold.float()[:, None, None, :]
+        valid = torch.from_numpy(windows.span_mask(scores.max_span_width)).to(margin.device)
+        keep = (margin > 0) & valid[..., None]
+        if strategy == "joint":
+            keep &= _position_agreement(scores)
+        w, i, width, k = (idx.tolist() for idx in keep.nonzero(as_tuple=True))
+        values = torch.sigmoid(margin[keep]).tolist()
+        for w_, i_, width_, k_, value in zip(w, i, width, k, values):
+            start = int(windows.start[w_]) + i_
+            key = (start, start + width_ + 1, k_)
+            doc_found = found[windows.doc_index[w_]]
+            doc_found[key] = max(value, doc_found.get(key, 0.0))
+    predictions = [
+        sorted((s, e, k, score) for (s, e, k), score in doc_found.items())
+        for doc_found in found
+    ]
+    if flat:
+        predictions = [remove_overlap(doc_predictions) for doc_predictions in predictions]
+    return predictions
+
+
+def _position_agreement(scores: BinderScores) -> torch.Tensor:
+    """(W, T, max_span_width, K): start and end both beat their thresholds."""
+    start_ok = scores.start > scores.start_threshold[:, None, :]
+    end_ok = scores.end > scores.end_threshold[:, None, :]
+    n_tokens = start_ok.shape[1]
+    ends = torch.arange(n_tokens)[:, None] + torch.arange(scores.max_span_width)
+    ends = ends.clamp(max=n_tokens - 1).to(end_ok.device)
+    return start_ok[:, :, None, :] & end_ok[:, ends, :]
+
+
+def remove_overlap(predictions: List[Prediction]) -> List[Prediction]:
+    """Greedy flat decoding: best score first, ties to the earlier start, then end."""
+    ranked = sorted(predictions, key=lambda p: (-p[3], p[0], p[1], p[2]))
+    taken = numpy.zeros(max((p[1] for p in predictions), default=0), dtype=bool)
+    kept = []
+    for prediction in ranked:
+        start, end = prediction[0], prediction[1]
+        if not taken[start:end].any():
+            taken[start:end] = True
+            kept.append(prediction)
+    return sorted(kept)

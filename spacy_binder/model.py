@@ -1,0 +1,149 @@
+"""`spacy_binder.BinderModel.v1`: text encoder + type encoder + BINDER heads.
+
+Input: (docs, type descriptions). Output: `BinderScores`, the similarities of
+every window position and candidate span to every type, with the dynamic
+thresholds. Backprop takes a `BinderScores` holding the gradients.
+"""
+import warnings
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
+
+from .batch import BinderScores, EncodedWindows, Windows
+from .heads import BinderHeads
+
+InT = Tuple[List[Doc], List[str]]
+
+
+@registry.architectures("spacy_binder.BinderModel.v1")
+def build_binder_model(
+    text_encoder: Model[List[Doc], EncodedWindows],
+    type_encoder: Model[List[str], torch.Tensor],
+    linear_size: int = 128,
+    width_embedding_size: int = 128,
+    max_span_width: int = 30,
+    dropout: float = 0.1,
+    init_temperature: float = 0.07,
+) -> Model[InT, BinderScores]:
+    """BINDER's bi-encoder. `max_span_width` counts spaCy tokens."""
+    if max_span_width < 1:
+        raise ValueError(f"max_span_width must be at least 1, got {max_span_width}.")
+    overlap = text_encoder.attrs["window"] - text_encoder.attrs["stride"]
+    if overlap < max_span_width:
+        warnings.warn(
+            f"The text encoder's windows overlap by {overlap} tokens, fewer than "
+            f"max_span_width={max_span_width}: an entity longer than {overlap} tokens "
+            "that crosses a window edge cannot be found. Set window - stride >= "
+            f"{max_span_width} in the text encoder's config."
+        )
+    heads = PyTorchWrapper_v2(
+        BinderHeads(
+            linear_size, width_embedding_size, max_span_width, dropout, init_temperature
+        ),
+        convert_inputs=_heads_inputs,
+        convert_outputs=_heads_outputs,
+    )
+    return Model(
+        "binder",
+        forward,
+        init=init,
+        layers=[text_encoder, type_encoder, heads],
+        attrs={"max_span_width": max_span_width, "type_cache": None},
+    )
+
+
+def init(model: Model, X: Optional[InT] = None, Y=None) -> None:
+    text_encoder, type_encoder, heads = model.layers
+    text_encoder.initialize()
+    type_encoder.initialize()
+    if X is not None and X[1]:
+        # One pass to give the lazy head layers their input widths.
+        model.predict(X)
+
+
+def forward(model: Model, inputs: InT, is_train: bool) -> Tuple[BinderScores, Callable]:
+    docs, descriptions = inputs
+    text_encoder, _, heads = model.layers
+    encoded, backprop_text = text_encoder(docs, is_train)
+    types, backprop_types = _type_vectors(model, descriptions, is_train)
+    if len(encoded.windows) == 0:
+        empty = _empty_scores(encoded.windows, len(docs), len(descriptions), model)
+        return empty, lambda d_scores: inputs
+    outputs, backprop_heads = heads((encoded.hidden, types, encoded.windows), is_train)
+    scores = BinderScores(*outputs, windows=encoded.windows, n_docs=len(docs))
+
+    def backprop(d_scores: BinderScores) -> InT:
+        d_hidden, d_types = backprop_heads(d_scores.tensors)
+        backprop_text(d_hidden)
+        backprop_types(d_types)
+        return inputs
+
+    return scores, backprop
+
+
+def clear_type_cache(model: Model) -> None:
+    """Forget cached type vectors; call whenever the weights may have changed."""
+    model.attrs["type_cache"] = None
+
+
+def _type_vectors(
+    model: Model, descriptions: List[str], is_train: bool
+) -> Tuple[torch.Tensor, Callable]:
+    """Type [CLS] vectors: recomputed in training, cached for prediction."""
+    type_encoder = model.layers[1]
+    if is_train:
+        clear_type_cache(model)
+        return type_encoder(descriptions, is_train)
+    key = tuple(descriptions)
+    cache = model.attrs["type_cache"]
+    if cache is None or cache[0] != key:
+        cache = (key, type_encoder.predict(list(descriptions)))
+        model.attrs["type_cache"] = cache
+    return cache[1], lambda d_types: descriptions
+
+
+def _empty_scores(windows: Windows, n_docs: int, n_types: int, model: Model) -> BinderScores:
+    width = model.attrs["max_span_width"]
+    by_token = torch.zeros((0, 0, n_types))
+    by_window = torch.zeros((0, n_types))
+    return BinderScores(
+        by_token,
+        by_token,
+        torch.zeros((0, 0, width, n_types)),
+        by_window,
+        by_window,
+        by_window,
+        windows=windows,
+        n_docs=n_docs,
+    )
+
+
+def _heads_inputs(
+    model: Model, inputs: Tuple[torch.Tensor, torch.Tensor, Windows], is_train: bool
+) -> Tuple[ArgsKwargs, Callable]:
+    hidden, types, windows = inputs
+    # Detached leaves: the heads' backward stops here and hands the gradients to
+    # the encoders' own backprop callbacks.
+    hidden = hidden.detach().requires_grad_(is_train)
+    types = types.detach().requires_grad_(is_train)
+    first_wp = torch.from_numpy(windows.first_wp).to(hidden.device)
+    last_wp = torch.from_numpy(windows.last_wp).to(hidden.device)
+
+    def backprop(d_inputs: ArgsKwargs) -> Tuple[torch.Tensor, torch.Tensor]:
+        return d_inputs.args[0], d_inputs.args[1]
+
+    return ArgsKwargs(args=(hidden, types, first_wp, last_wp), kwargs={}), backprop
+
+
+def _heads_outputs(
+    model: Model, inputs_outputs: Tuple, is_train: bool
+) -> Tuple[Tuple[torch.Tensor, ...], Callable]:
+    _, outputs = inputs_outputs
+
+    def backprop(d_outputs: Tuple[torch.Tensor, ...]) -> ArgsKwargs:
+        return ArgsKwargs(args=(outputs,), kwargs={"grad_tensors": d_outputs})
+
+    return outputs, backprop
