@@ -13,7 +13,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from .batch import BinderScores, gold_targets
 from .decode import STRATEGIES, decode
@@ -46,13 +46,14 @@ mixed_precision = false
 name = "sentence-transformers/all-MiniLM-L6-v2"
 mixed_precision = false
 """
+DEFAULT_MODEL = Config().from_str(DEFAULT_BINDER_MODEL)["model"]
 
 
 @Language.factory(
     "binder_ner",
     assigns=["doc.spans", "doc.ents"],
     default_config={
-        "model": DEFAULT_BINDER_MODEL,
+        "model": DEFAULT_MODEL,
         "spans_key": "sc",
         "mode": "nested",
         "strategy": "span",
@@ -214,8 +215,22 @@ class BinderNER(TrainablePipe):
         validate_get_examples(get_examples, "BinderNER.initialize")
         described = read_type_descriptions(descriptions) if descriptions else {}
         inferred = set(described)
+        n_examples = n_missing = 0
+        first_missing: Optional[Example] = None
         for eg in get_examples():
-            inferred.update(span.label_ for span in self._gold_spans(eg))
+            n_examples += 1
+            if self._has_gold(eg.reference):
+                inferred.update(span.label_ for span in self._gold_spans(eg))
+            else:
+                n_missing += 1
+                first_missing = first_missing or eg
+        if n_missing == n_examples and not (labels or described or self.labels):
+            self._gold_spans(first_missing)  # raises: names the key and the keys found
+        if 0 < n_missing < n_examples:
+            warnings.warn(
+                f"[binder_ner] {n_missing} of {n_examples} training examples have no "
+                f"doc.spans['{self.key}']; training on them will fail."
+            )
         for label in labels if labels is not None else sorted(inferred):
             self.add_label(label, described.get(label))
         self._require_labels()
@@ -232,11 +247,16 @@ class BinderNER(TrainablePipe):
         clear_type_cache(self.model)
         self._warn_unlearnable(get_examples)
 
+    def _has_gold(self, reference: Doc) -> bool:
+        if self.key in reference.spans:
+            return True
+        return self.cfg["mode"] == "flat" and reference.has_annotation("ENT_IOB")
+
     def _gold_spans(self, example: Example) -> List[Span]:
         reference = example.reference
         if self.key in reference.spans:
             return list(reference.spans[self.key])
-        if self.cfg["mode"] == "flat" and reference.has_annotation("ENT_IOB"):
+        if self._has_gold(reference):
             return list(reference.ents)
         raise ValueError(
             f"Training example '{reference.text[:60]}' has no doc.spans['{self.key}']"
@@ -262,7 +282,7 @@ class BinderNER(TrainablePipe):
         text_encoder = self.model.layers[0]
         max_width = self.model.attrs["max_span_width"]
         n_spans = n_too_wide = n_unaligned = 0
-        examples = iter(get_examples())
+        examples = (eg for eg in get_examples() if self._has_gold(eg.reference))
         while batch := list(islice(examples, SCAN_BATCH_SIZE)):
             spans = self._gold_tuples(batch)
             layout = window_layout(text_encoder, [eg.predicted for eg in batch])

@@ -8,6 +8,7 @@ because that forward silently drops the sub-words of windows that exceed the
 encoder's length limit, and merges the alignments of overlapping windows, while
 BINDER needs every token of every window, aligned per window.
 """
+import warnings
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
@@ -105,8 +106,8 @@ def _tokenizer(model: Model):
 def _tokenize_windows(model: Model, windows: List[Span]) -> Tuple[List[Span], dict]:
     """Tokenize windows, halving any whose sub-words exceed the encoder limit.
 
-    The halves overlap by the configured window overlap, so every span that fits
-    the overlap stays wholly inside one of them. Nothing is truncated.
+    The halves keep the configured overlap where they can (and warn where they
+    cannot), so spans stay wholly inside some window. Nothing is truncated.
     """
     tokenizer = _tokenizer(model)
     limit = max_wordpieces(model)
@@ -114,21 +115,28 @@ def _tokenize_windows(model: Model, windows: List[Span]) -> Tuple[List[Span], di
     while True:
         encoding = huggingface_tokenize(tokenizer, [w.text for w in windows])
         lengths = encoding["attention_mask"].sum(axis=1)
-        if not windows or lengths.max() <= limit:
+        if lengths.max() <= limit:
             return windows, encoding
         fitted: List[Span] = []
         for window, length in zip(windows, lengths):
             if length <= limit:
                 fitted.append(window)
-            elif len(window) == 1:
+                continue
+            if len(window) == 1:
                 raise ValueError(
                     f"The token '{window.text[:50]}' alone is {length} sub-words, more "
                     f"than encoder '{model.attrs['name']}' accepts ({limit})."
                 )
-            else:
-                half = len(window) // 2
-                fitted.append(window[: min(len(window), half + overlap)])
-                fitted.append(window[half:])
+            half = len(window) // 2
+            kept_overlap = min(overlap, len(window) - half - 1)
+            if kept_overlap < overlap:
+                warnings.warn(
+                    f"[binder_ner] Text at token {window.start} has so many sub-words "
+                    f"per token that its windows overlap by only {kept_overlap} tokens "
+                    f"instead of {overlap}."
+                )
+            fitted.append(window[: half + kept_overlap])
+            fitted.append(window[half:])
         windows = fitted
 
 

@@ -1,0 +1,221 @@
+import warnings
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Span
+from spacy.training import Example
+
+from conftest import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, predicted, train
+from spacy_binder.batch import gold_targets
+from spacy_binder.encoders import max_wordpieces, window_layout
+
+FLAT_DATA = [
+    ("alice works at acme corp .", [(0, 1, "PER"), (3, 5, "ORG")]),
+    ("bob visited paris .", [(0, 1, "PER"), (2, 3, "LOC")]),
+    ("alice lives in london .", [(0, 1, "PER"), (3, 4, "LOC")]),
+    ("bob works at acme corp in paris .", [(0, 1, "PER"), (3, 5, "ORG"), (6, 7, "LOC")]),
+]
+
+
+def test_overfits_nested_examples(trained_nested):
+    nlp = trained_nested
+    examples = make_examples(nlp)
+    scores = nlp.evaluate(examples)
+    assert scores["spans_sc_f"] >= 0.95
+    doc = nlp(NESTED_DATA[0][0])
+    assert predicted(doc) == sorted((s, e, l) for s, e, l in NESTED_DATA[0][1])
+    assert len(doc.spans["sc"].attrs["scores"]) == len(doc.spans["sc"])
+    assert all(0.5 < s <= 1.0 for s in doc.spans["sc"].attrs["scores"])
+    assert set(scores["spans_sc_per_type"]) == set(DESCRIPTIONS)
+
+
+def test_flat_mode_sets_ents_and_keeps_scores(tiny_bert):
+    nlp = make_nlp(tiny_bert, mode="flat")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(nlp, make_examples(nlp, FLAT_DATA, ents=True), steps=60)
+    doc = nlp("bob works at acme corp in paris .")
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(0, 1, "PER"), (3, 5, "ORG"), (6, 7, "LOC")]
+    assert list(doc.spans["sc"]) == list(doc.ents)
+    assert len(doc.spans["sc"].attrs["scores"]) == 3
+    scores = nlp.evaluate(make_examples(nlp, FLAT_DATA, ents=True))
+    assert scores["ents_f"] >= 0.95 and scores["spans_sc_f"] >= 0.95
+
+
+def test_flat_mode_reads_gold_from_ents_when_spans_key_missing(tiny_bert):
+    nlp = make_nlp(tiny_bert, mode="flat", model={"text_encoder.window": 64, "text_encoder.stride": 32})
+    examples = []
+    for text, spans in FLAT_DATA:
+        reference = nlp.make_doc(text)
+        reference.ents = [Span(reference, s, e, label) for s, e, label in spans]
+        examples.append(Example(nlp.make_doc(text), reference))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nlp.initialize(lambda: examples)
+    assert nlp.get_pipe("binder_ner").labels == ("LOC", "ORG", "PER")
+
+
+def test_entity_deep_in_a_long_document_is_found(trained_nested):
+    nlp = trained_nested
+    text, gold = NESTED_DATA[3]  # 7 tokens
+    sentence = nlp.make_doc(text)
+    repeats = 860  # 6020 tokens
+    doc = nlp.make_doc(" ".join([text] * repeats))
+    assert len(doc) == len(sentence) * repeats
+    layout = window_layout(nlp.get_pipe("binder_ner").model.layers[0], [doc])
+    assert len(layout) > 40 and layout.start[-1] + layout.length[-1] == len(doc)
+    doc = nlp.get_pipe("binder_ner")(doc)
+    found = set(predicted(doc))
+    expected = {(r * len(sentence) + s, r * len(sentence) + e, l) for r in range(repeats) for s, e, l in gold}
+    at_5000 = {span for span in expected if 5000 <= span[0] < 5010}
+    assert at_5000 and at_5000 <= found
+    assert len(found & expected) / len(expected) >= 0.9
+    assert len(found & expected) / len(found) >= 0.9
+
+
+def test_windows_over_encoder_limit_are_split_not_truncated(tiny_bert):
+    nlp = make_nlp(tiny_bert, model={"text_encoder.window": 128, "text_encoder.stride": 96})
+    ner = nlp.get_pipe("binder_ner")
+    ner.add_label("X")
+    nlp.initialize()
+    # Each "zzzzzz" is 6 sub-words with the tiny vocabulary: 128 of them exceed 512.
+    doc = nlp.make_doc(" ".join(["zzzzzz"] * 300))
+    encoder = ner.model.layers[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layout = window_layout(encoder, [doc])
+    assert len(layout) > 300 // 96 + 1
+    assert (layout.first_wp[layout.first_wp >= 0] > 0).all()
+    for w in range(len(layout)):
+        n = layout.length[w]
+        assert (layout.first_wp[w, :n] >= 0).all(), "a token lost its sub-words"
+        assert layout.last_wp[w, :n].max() < max_wordpieces(encoder)
+    covered = numpy.zeros(len(doc), dtype=bool)
+    for start, length in zip(layout.start, layout.length):
+        covered[start : start + length] = True
+    assert covered.all()
+    # Consecutive windows still overlap by window - stride = 32 tokens.
+    ends = layout.start + layout.length
+    assert ((ends[:-1] - layout.start[1:]) >= 32).all()
+    nlp(doc.text)
+
+
+def test_type_vectors_cached_across_predict_batches_until_an_update(tiny_bert):
+    nlp = make_nlp(tiny_bert)
+    examples = make_examples(nlp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimizer = nlp.initialize(lambda: examples)
+    ner = nlp.get_pipe("binder_ner")
+    model = ner.model
+    calls = []
+    type_encoder = model.layers[1]
+    original = type_encoder._func
+
+    def counting(model_, X, is_train):
+        calls.append(len(X))
+        return original(model_, X, is_train)
+
+    type_encoder._func = counting
+    list(nlp.pipe([t for t, _ in NESTED_DATA], batch_size=3))
+    assert calls == [4]  # four batches, one type encoding
+    nlp.update(examples, sgd=optimizer)
+    assert model.attrs["type_cache"] is None
+    list(nlp.pipe([t for t, _ in NESTED_DATA], batch_size=5))
+    assert calls == [4, 4, 4]  # one in training, one for the two new batches
+    ner.add_label("GENE", description="a gene")
+    nlp("the il-2 gene")
+    assert calls[-1] == 5
+
+
+def test_labels_and_descriptions_from_initialize(tiny_bert, tmp_path):
+    path = tmp_path / "types.jsonl"
+    path.write_text(
+        '{"label": "PROTEIN", "description": "a protein"}\n\n'
+        '{"label": "GENE_FAMILY", "description": "a family of genes"}\n'
+    )
+    nlp = make_nlp(tiny_bert)
+    examples = make_examples(nlp)
+    ner = nlp.get_pipe("binder_ner")
+    with pytest.warns(UserWarning, match=r"\['CELL', 'DNA', 'RNA'\]"):
+        ner.initialize(lambda: examples, nlp=nlp, descriptions=path)
+    assert ner.labels == ("CELL", "DNA", "GENE_FAMILY", "PROTEIN", "RNA")
+    assert ner.descriptions[ner.labels.index("PROTEIN")] == "a protein"
+    assert ner.descriptions[ner.labels.index("CELL")] == "CELL"
+
+
+def test_bad_description_file_names_file_and_line(tiny_bert, tmp_path):
+    path = tmp_path / "types.jsonl"
+    path.write_text('{"label": "PROTEIN", "description": "a protein"}\n{"label": "DNA"\n')
+    nlp = make_nlp(tiny_bert)
+    with pytest.raises(ValueError, match="types.jsonl, line 2"):
+        nlp.get_pipe("binder_ner").initialize(lambda: make_examples(nlp), descriptions=path)
+
+
+def test_no_labels_at_initialize(tiny_bert):
+    nlp = make_nlp(tiny_bert)
+    examples = make_examples(nlp, [("nothing here", [])])
+    with pytest.raises(ValueError, match="has no labels"):
+        nlp.initialize(lambda: examples)
+
+
+def test_missing_spans_key_in_training_data(tiny_bert):
+    nlp = make_nlp(tiny_bert, spans_key="entities")
+    examples = make_examples(nlp, key="sc")
+    with pytest.raises(ValueError, match=r"no doc.spans\['entities'\].*\['sc'\]"):
+        nlp.initialize(lambda: examples)
+
+
+def test_gold_spans_wider_than_max_width_are_counted(tiny_bert):
+    nlp = make_nlp(tiny_bert, model={"max_span_width": 2}, **{})
+    examples = make_examples(nlp)
+    n_wide = sum(e - s > 2 for _, spans in NESTED_DATA for s, e, _ in spans)
+    assert n_wide > 0
+    n_gold = sum(len(spans) for _, spans in NESTED_DATA)
+    with pytest.warns(UserWarning, match=f"{n_wide} of {n_gold} gold spans are wider than max_span_width=2"):
+        nlp.initialize(lambda: examples)
+
+
+def test_gold_span_on_token_without_subwords_is_counted(tiny_bert):
+    nlp = make_nlp(tiny_bert)
+    examples = make_examples(nlp, [("the \u200b il-2 gene", [(1, 3, "DNA"), (2, 3, "PROTEIN")])])
+    with pytest.warns(UserWarning, match="1 of 2 gold spans start or end on a token"):
+        nlp.initialize(lambda: examples)
+
+
+def test_empty_whitespace_and_unmappable_docs(trained_nested):
+    nlp = trained_nested
+    texts = ["", "   ", "\n\n", "\u200b \x00", NESTED_DATA[0][0]]
+    docs = list(nlp.pipe(texts))
+    for doc in docs[:4]:
+        assert len(doc.spans["sc"]) == 0 and len(doc.spans["sc"].attrs["scores"]) == 0
+    assert len(docs[4].spans["sc"]) > 0
+    # A batch with only empty docs, and training on empty and whitespace docs.
+    assert len(list(nlp.pipe(["", ""]))) == 2
+    ner = nlp.get_pipe("binder_ner")
+    examples = make_examples(nlp, [("", []), ("  ", []), ("\u200b", [])])
+    losses = ner.update(examples)
+    assert numpy.isfinite(losses["binder_ner"])
+
+
+def test_predict_without_labels_is_a_clear_error(tiny_bert):
+    nlp = make_nlp(tiny_bert)
+    with pytest.raises(ValueError, match="has no labels"):
+        nlp("some text")
+
+
+def test_gold_targets_place_spans_in_every_containing_window():
+    from spacy_binder.batch import Windows
+
+    windows = Windows(
+        doc_index=numpy.array([0, 0]),
+        start=numpy.array([0, 3]),
+        length=numpy.array([5, 4]),
+        first_wp=numpy.tile(numpy.arange(1, 6), (2, 1)),
+        last_wp=numpy.tile(numpy.arange(1, 6), (2, 1)),
+    )
+    gold = gold_targets(windows, [[(3, 5, 0), (1, 2, 1), (0, 7, 0)]], 2, 4, "cpu")
+    assert gold.span[0, 3, 1, 0] and gold.span[1, 0, 1, 0]
+    assert gold.span[0, 1, 0, 1] and not gold.span[1].any(dim=(0, 1))[1]
+    assert gold.n_too_wide == 1 and gold.n_unaligned == 0
