@@ -1,6 +1,7 @@
 """The `binder_ner` pipeline component."""
 import warnings
 from contextlib import contextmanager
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -362,7 +363,11 @@ class BinderNER(TrainablePipe):
         return self.loss.get_grad(scores, gold)
 
     def finish_update(self, sgd: Optimizer) -> None:
-        self.model.finish_update(sgd)
+        """Step the encoders at the optimizer's rate, the fresh heads faster."""
+        text_encoder, type_encoder, heads = self.model.layers
+        text_encoder.finish_update(sgd)
+        type_encoder.finish_update(sgd)
+        heads.finish_update(partial(sgd, lr_scale=self.model.attrs["heads_learn_rate_scale"]))
         clear_type_cache(self.model)
 
     @contextmanager

@@ -27,8 +27,13 @@ def build_binder_model(
     max_span_width: int = 30,
     dropout: float = 0.1,
     init_temperature: float = 0.07,
+    heads_learn_rate_scale: float = 1.0,
 ) -> Model[InT, BinderScores]:
-    """BINDER's bi-encoder. `max_span_width` counts spaCy tokens."""
+    """BINDER's bi-encoder. `max_span_width` counts spaCy tokens.
+
+    heads_learn_rate_scale multiplies the optimizer's learning rate for the
+    randomly initialised heads, which can learn faster than the pretrained encoders.
+    """
     if max_span_width < 1:
         raise ValueError(f"max_span_width must be at least 1, got {max_span_width}.")
     overlap = text_encoder.attrs["window"] - text_encoder.attrs["stride"]
@@ -51,7 +56,11 @@ def build_binder_model(
         forward,
         init=init,
         layers=[text_encoder, type_encoder, heads],
-        attrs={"max_span_width": max_span_width, "type_cache": None},
+        attrs={
+            "max_span_width": max_span_width,
+            "heads_learn_rate_scale": heads_learn_rate_scale,
+            "type_cache": None,
+        },
     )
 
 

