@@ -34,6 +34,7 @@ width_embedding_size = 128
 max_span_width = 30
 dropout = 0.1
 init_temperature = 0.07
+heads_learn_rate_scale = 10.0
 
 [model.text_encoder]
 @architectures = "spacy_binder.TextEncoder.v1"
