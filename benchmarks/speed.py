@@ -9,7 +9,6 @@ subprocess, as the growth of peak RSS over the loaded pipeline.
 """
 import json
 import random
-import resource
 import subprocess
 import sys
 import time

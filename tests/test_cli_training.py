@@ -7,7 +7,7 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from conftest import DESCRIPTIONS, NESTED_DATA, make_examples
+from conftest import DESCRIPTIONS, make_examples
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

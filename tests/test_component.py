@@ -2,7 +2,6 @@ import warnings
 
 import numpy
 import pytest
-import spacy
 from spacy.tokens import Span
 from spacy.training import Example
 

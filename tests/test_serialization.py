@@ -3,14 +3,12 @@ import shutil
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy
-import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from conftest import NESTED_DATA, make_examples, make_nlp, predicted
+from conftest import NESTED_DATA, make_nlp, predicted
 
 TEXTS = [text for text, _ in NESTED_DATA] + ["", "the kinase gene " * 60]
 

@@ -1,0 +1,112 @@
+"""Token-per-line files with BIO-style tags: CoNLL-2003 columns, `word<TAB>tag`."""
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+from .docs import Mention, Sentence
+from .report import ConversionError, ConversionReport
+
+SCHEMES = ("iob1", "iob2", "iobes", "bilou")
+DOCSTART = "-DOCSTART-"
+# BILOU's letters as IOBES ones.
+_PREFIXES = {"B": "B", "I": "I", "E": "E", "S": "S", "L": "E", "U": "S"}
+
+
+def tags_to_mentions(tags: List[str], scheme: str) -> List[Mention]:
+    """Spans of a tag sequence; ValueError((index, reason)) on an invalid one."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"Unknown tag scheme '{scheme}': use one of {SCHEMES}.")
+    strict_ends = scheme in ("iobes", "bilou")
+    allowed = {"B", "I"} if scheme in ("iob1", "iob2") else {"B", "I", "E", "S", "L", "U"}
+    mentions: List[Mention] = []
+    open_start, open_label = None, None
+
+    def close(end: int) -> None:
+        nonlocal open_start, open_label
+        if open_start is not None:
+            mentions.append((open_start, end, open_label))
+        open_start, open_label = None, None
+
+    for i, tag in enumerate(tags):
+        if tag == "O":
+            if strict_ends and open_start is not None:
+                raise ValueError((i, f"'O' inside an entity of {scheme} (it needs an E- or L- tag first)"))
+            close(i)
+            continue
+        prefix, sep, label = tag.partition("-")
+        if not sep or not label or prefix not in allowed:
+            raise ValueError((i, f"tag '{tag}' is not 'O' or one of {sorted(allowed)} + '-TYPE' ({scheme})"))
+        kind = _PREFIXES[prefix]
+        continues = open_start is not None and open_label == label
+        if kind == "B" or (kind == "I" and scheme == "iob1" and not continues):
+            if strict_ends and open_start is not None:
+                raise ValueError((i, f"'{tag}' starts an entity before the previous one ended"))
+            close(i)
+            open_start, open_label = i, label
+        elif kind == "I" or kind == "E":
+            if not continues:
+                raise ValueError((i, f"'{tag}' does not continue an entity of type {label}"))
+            if kind == "E":
+                close(i + 1)
+        elif kind == "S":
+            if strict_ends and open_start is not None:
+                raise ValueError((i, f"'{tag}' starts an entity before the previous one ended"))
+            close(i)
+            mentions.append((i, i + 1, label))
+    if strict_ends and open_start is not None:
+        raise ValueError((len(tags) - 1, "the sentence ends inside an entity"))
+    close(len(tags))
+    return mentions
+
+
+def read_iob(
+    path: Path,
+    report: ConversionReport,
+    *,
+    scheme: str = "iob2",
+    tag_column: int = -1,
+    separator: Optional[str] = None,
+    skip_bad: bool = False,
+) -> Iterator[Sentence]:
+    """Sentences of a file: blank lines between sentences, `-DOCSTART-` between documents.
+
+    separator: column separator; None splits on any whitespace.
+    """
+    doc_number, doc_has_sentences = 0, False
+    rows: List[Tuple[int, str, str]] = []  # line number, word, tag
+    n_columns: Optional[int] = None
+    report.documents_read += 1
+
+    def flush() -> Iterator[Sentence]:
+        if not rows:
+            return
+        report.sentences_read += 1
+        try:
+            mentions = tags_to_mentions([tag for _, _, tag in rows], scheme)
+        except ValueError as err:
+            index, reason = err.args[0]
+            report.bad_input(ConversionError(str(path), rows[index][0], reason), skip_bad)
+            return
+        report.mentions_read.update(label for _, _, label in mentions)
+        yield Sentence([word for _, word, _ in rows], mentions, f"{path.name}#{doc_number}")
+
+    with Path(path).open(encoding="utf8") as file:
+        for line_no, line in enumerate(file, 1):
+            columns = line.rstrip("\n").split(separator)
+            if not line.strip() or columns[0] == DOCSTART:
+                doc_has_sentences = doc_has_sentences or bool(rows)
+                yield from flush()
+                rows = []
+                if columns[0] == DOCSTART and doc_has_sentences:
+                    doc_number, doc_has_sentences = doc_number + 1, False
+                    report.documents_read += 1
+                continue
+            if n_columns is None:
+                n_columns = len(columns)
+            if len(columns) != n_columns or len(columns) < 2:
+                error = ConversionError(
+                    str(path), line_no, f"expected {max(n_columns, 2)} columns, got {len(columns)}: {line.strip()!r}"
+                )
+                report.bad_input(error, skip_bad)
+                continue
+            rows.append((line_no, columns[0], columns[tag_column]))
+    yield from flush()
