@@ -69,7 +69,8 @@ def main(train_steps: int = 20, batch_size: int = 16, n_docs: int = 512, rounds:
     bare_wps = n_words / min(timings["bare_encoder"])
     print(f"inference: binder_ner {binder_wps:.0f} words/s, bare encoder {bare_wps:.0f} words/s, ratio {binder_wps / bare_wps:.2f}")
 
-    pipeline = Path("benchmarks/results/pipeline")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pipeline = out.parent / "pipeline"
     nlp.to_disk(pipeline)
     memory = json.loads(subprocess.run(
         [sys.executable, __file__.replace("speed.py", "long_doc_memory.py"), str(pipeline), str(long_words)],
@@ -83,7 +84,6 @@ def main(train_steps: int = 20, batch_size: int = 16, n_docs: int = 512, rounds:
         "ratio": binder_wps / bare_wps,
         "long_document": memory,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
 
 

@@ -71,6 +71,7 @@ def read_iob(
 
     separator: column separator; None splits on any whitespace.
     """
+    path = Path(path)
     doc_number, doc_has_sentences = 0, False
     rows: List[Tuple[int, str, str]] = []  # line number, word, tag
     n_columns: Optional[int] = None
@@ -92,11 +93,12 @@ def read_iob(
     with Path(path).open(encoding="utf8") as file:
         for line_no, line in enumerate(file, 1):
             columns = line.rstrip("\n").split(separator)
-            if not line.strip() or columns[0] == DOCSTART:
+            docstart = bool(line.strip()) and columns[0] == DOCSTART
+            if not line.strip() or docstart:
                 doc_has_sentences = doc_has_sentences or bool(rows)
                 yield from flush()
                 rows = []
-                if columns[0] == DOCSTART and doc_has_sentences:
+                if docstart and doc_has_sentences:
                     doc_number, doc_has_sentences = doc_number + 1, False
                     report.documents_read += 1
                 continue

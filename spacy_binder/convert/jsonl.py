@@ -35,9 +35,14 @@ def _records(path: Path, report: ConversionReport, skip_bad: bool, field: str) -
 
 
 def read_token_jsonl(path: Path, report: ConversionReport, *, skip_bad: bool = False) -> Iterator[Sentence]:
+    last_doc_id = object()
     for line_no, record in _records(path, report, skip_bad, "tokens"):
         words = record["tokens"]
         report.sentences_read += 1
+        doc_id = record.get("doc_id")
+        if doc_id is None or doc_id != last_doc_id:
+            report.documents_read += 1
+        last_doc_id = doc_id
         mentions = []
         for m in record.get("entity_mentions", []):
             report.mentions_read[m["entity_type"]] += 1

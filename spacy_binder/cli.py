@@ -1,0 +1,71 @@
+"""`python -m spacy_binder`: corpus conversion and distant labelling."""
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from spacy.tokens import DocBin
+
+from .convert import FORMATS, SCHEMES, ConversionError, ConversionReport, convert_corpus, distant_corpus
+
+app = typer.Typer(help="spacy-binder tools", no_args_is_help=True, add_completion=False)
+SEPARATORS = {"whitespace": None, "tab": "\t", "space": " "}
+
+
+def _finish(docs, report: ConversionReport, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(docs=docs).to_disk(output)
+    for line in report.lines():
+        typer.echo(line)
+    typer.echo(f"wrote {len(docs)} docs to {output}")
+
+
+@app.command()
+def convert(
+    format: str = typer.Argument(..., help=f"One of {', '.join(FORMATS)}"),
+    input: Path = typer.Argument(..., exists=True, help="A file (a folder of .txt/.ann for brat)"),
+    output: Path = typer.Argument(..., help="The .spacy file to write"),
+    spans_key: str = typer.Option("sc", help="Key of the gold span group"),
+    n_sents: int = typer.Option(1, help="Sentences per Doc (iob, jsonl)"),
+    by_document: bool = typer.Option(False, help="One Doc per document (-DOCSTART- or doc_id) instead"),
+    scheme: str = typer.Option("iob2", help=f"Tag scheme for iob: {', '.join(SCHEMES)}"),
+    tag_column: int = typer.Option(-1, help="Column of the tag (iob); -1 is the last"),
+    separator: str = typer.Option("whitespace", help=f"Column separator (iob): {', '.join(SEPARATORS)}"),
+    label_map: List[str] = typer.Option([], help="Rename a label: OLD=NEW (repeatable)"),
+    labels: List[str] = typer.Option([], help="Keep only these labels (repeatable)"),
+    skip_bad: bool = typer.Option(False, help="Skip and count malformed input instead of failing"),
+    lang: str = typer.Option("en", help="Language of the blank tokenizer"),
+) -> None:
+    """Convert an NER corpus to a .spacy file with gold spans, and report counts."""
+    if separator not in SEPARATORS:
+        raise typer.BadParameter(f"separator must be one of {list(SEPARATORS)}, got {separator!r}")
+    try:
+        docs, report = convert_corpus(
+            format, input, lang=lang, spans_key=spans_key, n_sents=n_sents, by_document=by_document,
+            scheme=scheme, tag_column=tag_column, separator=SEPARATORS[separator],
+            label_map=label_map, labels=labels, skip_bad=skip_bad,
+        )
+    except (ConversionError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    _finish(docs, report, output)
+
+
+@app.command()
+def distant(
+    dictionary: Path = typer.Argument(..., exists=True, help="TYPE<TAB>surface form per line"),
+    raw: Path = typer.Argument(..., exists=True, help="One token a line, blank lines between sentences"),
+    output: Path = typer.Argument(..., help="The .spacy file to write"),
+    spans_key: str = typer.Option("sc", help="Key of the span group"),
+    n_sents: int = typer.Option(1, help="Sentences per Doc"),
+    case_sensitive: bool = typer.Option(False, help="Match case exactly"),
+    lang: str = typer.Option("en", help="Language of the vocabulary"),
+) -> None:
+    """Label raw text with a dictionary (longest match, no overlaps)."""
+    try:
+        docs, report = distant_corpus(
+            dictionary, raw, lang=lang, spans_key=spans_key, n_sents=n_sents, case_sensitive=case_sensitive
+        )
+    except (ConversionError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    _finish(docs, report, output)
