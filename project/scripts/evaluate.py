@@ -1,0 +1,50 @@
+"""Score a trained pipeline on dev (and test) and time it.
+
+python scripts/evaluate.py MODEL CORPUS_DIR OUTPUT.json
+Writes overall and per-type precision, recall and F1 and words per second
+(nlp.pipe, batch 64) for each split.
+"""
+import json
+import time
+from pathlib import Path
+
+import spacy
+import typer
+from spacy.training import Corpus
+
+
+def main(model: Path, corpus_dir: Path, output: Path, batch_size: int = 64) -> None:
+    nlp = spacy.load(model)
+    ner = nlp.get_pipe("binder_ner")
+    key = ner.cfg["spans_key"]
+    results = {}
+    for split in ("dev", "test"):
+        path = corpus_dir / f"{split}.spacy"
+        if not path.exists():
+            continue
+        examples = list(Corpus(path)(nlp))
+        docs = [eg.predicted for eg in examples]
+        start = time.perf_counter()
+        list(nlp.pipe(docs, batch_size=batch_size))
+        seconds = time.perf_counter() - start
+        scores = nlp.evaluate(examples, batch_size=batch_size)
+        results[split] = {
+            "precision": scores[f"spans_{key}_p"],
+            "recall": scores[f"spans_{key}_r"],
+            "f1": scores[f"spans_{key}_f"],
+            "per_type": scores[f"spans_{key}_per_type"],
+            "words": sum(len(doc) for doc in docs),
+            "words_per_second": sum(len(doc) for doc in docs) / seconds,
+        }
+        typer.echo(
+            f"{split}: P {results[split]['precision']:.3f} R {results[split]['recall']:.3f} "
+            f"F1 {results[split]['f1']:.3f} ({results[split]['words_per_second']:.0f} words/s)"
+        )
+        for label, prf in sorted(results[split]["per_type"].items()):
+            typer.echo(f"  {label}: P {prf['p']:.3f} R {prf['r']:.3f} F1 {prf['f']:.3f}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,45 @@
+"""The project workflow end to end on the bundled demo corpus, with a tiny encoder."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(args, cwd):
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result.stdout
+
+
+def test_project_run_all_on_demo_corpus(tiny_bert, tmp_path):
+    for folder in ("project", "configs", "assets"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    project = tmp_path / "project"
+    out = run(
+        [
+            sys.executable, "-m", "spacy", "project", "run", "all", str(project),
+            "--vars.encoder", str(tiny_bert), "--vars.max_steps", "300", "--vars.eval_frequency", "100",
+            "--vars.learn_rate", "0.001", "--vars.warmup_steps", "10", "--vars.heads_lr_scale", "3",
+        ],
+        cwd=tmp_path,
+    )
+    assert "organization: read" in out and "dish: read" in out  # the converter's report
+    metrics = json.loads((project / "metrics" / "demo.json").read_text())
+    assert set(metrics["dev"]["per_type"]) <= {"person", "organization", "location", "dish"}
+    assert metrics["dev"]["words_per_second"] > 0
+    assert metrics["dev"]["f1"] > 0.5, metrics["dev"]
+    page = project / "visualize" / "demo.html"
+    assert "displacy" in page.read_text() or "spans" in page.read_text()
+    assert list((project / "packages").glob("en_binder_demo-*"))
+    spans = json.loads(page.with_suffix(".spans.json").read_text())
+    assert spans, "the trained demo model predicted no spans to show"
+    screenshot = project / "training" / "demo" / "predictions.png"
+    out = run(
+        [sys.executable, "scripts/browser_check.py", str(page), str(page.with_suffix(".spans.json")), str(screenshot)],
+        cwd=project,
+    )
+    assert "visible with their labels" in out
+    assert screenshot.stat().st_size > 10_000
