@@ -14,25 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-import spacy
 import typer
-from thinc.api import Adam, fix_random_seed
+from thinc.api import Adam
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from corpora import GENIA_DESCRIPTIONS, SHARED_DATA, read_genia  # noqa: E402
+from corpora import SHARED_DATA, genia_pipeline, read_genia  # noqa: E402
 
 app = typer.Typer()
-
-
-def build(n_train: int):
-    fix_random_seed(0)
-    nlp = spacy.blank("en")
-    ner = nlp.add_pipe("binder_ner")
-    for label, description in GENIA_DESCRIPTIONS.items():
-        ner.add_label(label, description=description)
-    train = read_genia(SHARED_DATA / "genia" / "train.jsonl", nlp, n_train)
-    nlp.initialize(lambda: train)
-    return nlp, train
 
 
 def bare_encoder_pass(ner, docs):
@@ -42,7 +30,7 @@ def bare_encoder_pass(ner, docs):
 
 @app.command()
 def main(train_steps: int = 20, batch_size: int = 16, n_docs: int = 512, rounds: int = 3, long_words: int = 10000, out: Path = Path("benchmarks/results/speed.json")):
-    nlp, train = build(400)
+    nlp, train = genia_pipeline(400)
     ner = nlp.get_pipe("binder_ner")
     optimizer = Adam(learn_rate=1e-4)
     rng = random.Random(0)

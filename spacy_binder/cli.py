@@ -1,6 +1,6 @@
 """`python -m spacy_binder`: corpus conversion and distant labelling."""
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import typer
 from spacy.tokens import DocBin
@@ -57,13 +57,13 @@ def distant(
     output: Path = typer.Argument(..., help="The .spacy file to write"),
     spans_key: str = typer.Option("sc", help="Key of the span group"),
     n_sents: int = typer.Option(1, help="Sentences per Doc"),
-    case_sensitive: bool = typer.Option(False, help="Match case exactly"),
+    ignore_case: bool = typer.Option(False, help="Match case-insensitively (on lower-cased tokens)"),
     lang: str = typer.Option("en", help="Language of the vocabulary"),
 ) -> None:
     """Label raw text with a dictionary (longest match, no overlaps)."""
     try:
         docs, report = distant_corpus(
-            dictionary, raw, lang=lang, spans_key=spans_key, n_sents=n_sents, case_sensitive=case_sensitive
+            dictionary, raw, lang=lang, spans_key=spans_key, n_sents=n_sents, ignore_case=ignore_case
         )
     except (ConversionError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)

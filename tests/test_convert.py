@@ -161,15 +161,15 @@ def test_brat(tmp_path):
         convert_corpus("brat", tmp_path)
 
 
-def test_distant_labelling_longest_match_case_insensitive(tmp_path):
+def test_distant_labelling_longest_match_and_case(tmp_path):
     dictionary = tmp_path / "dict.txt"
     dictionary.write_text("Chemical\tsodium\nChemical\tsodium chloride\nDisease\tfever\n")
     raw = tmp_path / "raw.txt"
     raw.write_text("Sodium\nchloride\ncauses\nno\nFever\n\nsodium\nonly\n")
-    docs, report = distant_corpus(dictionary, raw)
+    docs, report = distant_corpus(dictionary, raw, ignore_case=True)
     assert [spans_of(doc) for doc in docs] == [[(0, 2, "Chemical"), (4, 5, "Disease")], [(0, 1, "Chemical")]]
     assert report.mentions_read["Chemical"] == 3 and report.mentions_written["Chemical"] == 2
-    docs, _ = distant_corpus(dictionary, raw, case_sensitive=True)
+    docs, _ = distant_corpus(dictionary, raw)
     assert spans_of(docs[0]) == []
     dictionary.write_text("Chemical sodium\n")
     with pytest.raises(ConversionError, match="dict.txt, line 1"):

@@ -7,10 +7,9 @@ import sys
 import time
 
 import pytest
-import spacy
-from thinc.api import Adam, fix_random_seed, warmup_linear
+from thinc.api import Adam, warmup_linear
 
-from corpora import GENIA_DESCRIPTIONS, SHARED_DATA, read_genia
+from corpora import SHARED_DATA, genia_pipeline, read_genia
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +21,7 @@ MIN_DEV_F1 = 0.30
 
 @pytest.fixture(scope="module")
 def genia_model():
-    fix_random_seed(0)
-    nlp = spacy.blank("en")
-    ner = nlp.add_pipe("binder_ner")
-    for label, description in GENIA_DESCRIPTIONS.items():
-        ner.add_label(label, description=description)
-    train = read_genia(SHARED_DATA / "genia" / "train.jsonl", nlp, N_TRAIN)
-    nlp.initialize(lambda: train)
+    nlp, train = genia_pipeline(N_TRAIN)
     optimizer = Adam(
         learn_rate=warmup_linear(1e-4, 10, STEPS), L2=0.01, L2_is_weight_decay=True, grad_clip=1.0
     )

@@ -74,11 +74,11 @@ def distant_corpus(
     lang: str = "en",
     spans_key: str = "sc",
     n_sents: int = 1,
-    case_sensitive: bool = False,
+    ignore_case: bool = False,
 ) -> Tuple[List[Doc], ConversionReport]:
     """Label raw token-per-line text with a TYPE<TAB>form dictionary."""
     nlp = spacy.blank(lang)
     report = ConversionReport()
-    matcher = build_matcher(nlp.vocab, read_dictionary(dictionary), case_sensitive)
+    matcher = build_matcher(nlp.vocab, read_dictionary(dictionary), ignore_case)
     docs = sentences_to_docs(read_raw_tokens(raw, report), nlp.vocab, report, n_sents=n_sents, spans_key=spans_key)
     return list(label_docs(docs, matcher, spans_key, report)), report

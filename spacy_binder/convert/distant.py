@@ -49,8 +49,8 @@ def read_raw_tokens(path: Path, report: ConversionReport) -> Iterator[Sentence]:
         yield Sentence(words, [])
 
 
-def build_matcher(vocab: Vocab, dictionary: Dict[str, List[str]], case_sensitive: bool) -> PhraseMatcher:
-    matcher = PhraseMatcher(vocab, attr="ORTH" if case_sensitive else "LOWER")
+def build_matcher(vocab: Vocab, dictionary: Dict[str, List[str]], ignore_case: bool) -> PhraseMatcher:
+    matcher = PhraseMatcher(vocab, attr="LOWER" if ignore_case else "ORTH")
     for label, forms in dictionary.items():
         matcher.add(label, [Doc(vocab, words=form.split()) for form in forms])
     return matcher
