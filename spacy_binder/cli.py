@@ -5,7 +5,7 @@ from typing import List
 import typer
 from spacy.tokens import DocBin
 
-from .convert import FORMATS, SCHEMES, ConversionError, ConversionReport, convert_corpus, distant_corpus
+from .convert import FORMATS, SCHEMES, ConversionReport, convert_corpus, distant_corpus
 
 app = typer.Typer(help="spacy-binder tools", no_args_is_help=True, add_completion=False)
 SEPARATORS = {"whitespace": None, "tab": "\t", "space": " "}
@@ -44,7 +44,7 @@ def convert(
             scheme=scheme, tag_column=tag_column, separator=SEPARATORS[separator],
             label_map=label_map, labels=labels, skip_bad=skip_bad,
         )
-    except (ConversionError, ValueError) as err:
+    except ValueError as err:  # ConversionError included: names file and line
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1)
     _finish(docs, report, output)
@@ -65,7 +65,7 @@ def distant(
         docs, report = distant_corpus(
             dictionary, raw, lang=lang, spans_key=spans_key, n_sents=n_sents, ignore_case=ignore_case
         )
-    except (ConversionError, ValueError) as err:
+    except ValueError as err:  # ConversionError included: names file and line
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1)
     _finish(docs, report, output)
