@@ -6,6 +6,11 @@ so we project each token once and add, for spans up to `max_span_width` only:
 memory grows with n_tokens × max_span_width, never n_tokens². Dropout comes after
 each linear layer, before L2 normalisation, as in the reference code.
 
+With `thresholds="global"` (the paper's Table 6 ablation) the thresholds do
+not read the text: each is a learned linear function of the type's projected
+vector, zero at the start, i.e. one learned scalar per type that still works
+for any label set.
+
 The layers that read encoder states are lazy, so their input widths come from
 the first batch (or from the saved weights when a pipeline is loaded).
 """
@@ -17,6 +22,7 @@ from torch import nn
 from torch.nn.functional import normalize
 
 START, END, SPAN = 0, 1, 2
+THRESHOLDS = ("dynamic", "global")
 
 
 class BinderHeads(nn.Module):
@@ -27,9 +33,17 @@ class BinderHeads(nn.Module):
         max_span_width: int,
         dropout: float,
         init_temperature: float,
+        thresholds: str = "dynamic",
     ):
         super().__init__()
+        if thresholds not in THRESHOLDS:
+            raise ValueError(f"Unknown thresholds '{thresholds}': use one of {THRESHOLDS}.")
         self.max_span_width = max_span_width
+        self.thresholds = thresholds
+        if thresholds == "global":
+            self.global_threshold = nn.Linear(linear_size, 3)
+            nn.init.zeros_(self.global_threshold.weight)
+            nn.init.zeros_(self.global_threshold.bias)
         self.type_start = nn.LazyLinear(linear_size)
         self.type_end = nn.LazyLinear(linear_size)
         self.type_span = nn.LazyLinear(linear_size)
@@ -79,8 +93,6 @@ class BinderHeads(nn.Module):
 
         start = self._project(self.token_start, h_first) @ e_start.T * scale[START]
         end = self._project(self.token_end, h_last) @ e_end.T * scale[END]
-        start_threshold = self._project(self.token_start, h_cls) @ e_start.T * scale[START]
-        end_threshold = self._project(self.token_end, h_cls) @ e_end.T * scale[END]
 
         widths = self.span_width(self.width_embedding.weight)  # (max_span_width, D)
         span_ends = torch.arange(n_tokens, device=hidden.device)[:, None] + torch.arange(
@@ -92,6 +104,26 @@ class BinderHeads(nn.Module):
         spans = from_start[:, :, None] + from_end[:, span_ends] + widths
         spans = normalize(self.dropout(spans), dim=-1)
         span = spans @ e_span.T * scale[SPAN]
-        null_span = self.span_start(h_cls) + self.span_end(h_cls) + widths[0]
-        span_threshold = normalize(self.dropout(null_span), dim=-1) @ e_span.T * scale[SPAN]
-        return start, end, span, start_threshold, end_threshold, span_threshold
+        if self.thresholds == "global":
+            thresholds = self._global_thresholds((e_start, e_end, e_span), n_windows)
+        else:
+            thresholds = self._dynamic_thresholds(h_cls, (e_start, e_end, e_span), widths[0], scale)
+        return (start, end, span, *thresholds)
+
+    def _dynamic_thresholds(
+        self, h_cls: torch.Tensor, types: Tuple[torch.Tensor, ...], width: torch.Tensor, scale: torch.Tensor
+    ) -> Tuple[torch.Tensor, ...]:
+        """Similarity of each window's [CLS] (start, end) and (0, 0) span to each type."""
+        e_start, e_end, e_span = types
+        start = self._project(self.token_start, h_cls) @ e_start.T * scale[START]
+        end = self._project(self.token_end, h_cls) @ e_end.T * scale[END]
+        null_span = self.span_start(h_cls) + self.span_end(h_cls) + width
+        span = normalize(self.dropout(null_span), dim=-1) @ e_span.T * scale[SPAN]
+        return start, end, span
+
+    def _global_thresholds(self, types: Tuple[torch.Tensor, ...], n_windows: int) -> Tuple[torch.Tensor, ...]:
+        """One learned threshold per type and head, the same in every window."""
+        return tuple(
+            self.global_threshold(e)[:, head].expand(n_windows, -1)
+            for head, e in zip((START, END, SPAN), types)
+        )

@@ -28,11 +28,14 @@ def build_binder_model(
     dropout: float = 0.1,
     init_temperature: float = 0.07,
     heads_learn_rate_scale: float = 1.0,
+    thresholds: str = "dynamic",
 ) -> Model[InT, BinderScores]:
     """BINDER's bi-encoder. `max_span_width` counts spaCy tokens.
 
     heads_learn_rate_scale multiplies the optimizer's learning rate for the
     randomly initialised heads, which can learn faster than the pretrained encoders.
+    thresholds: "dynamic" (the paper's [CLS]-based thresholds) or "global"
+    (one learned threshold per type, the paper's ablation).
     """
     if max_span_width < 1:
         raise ValueError(f"max_span_width must be at least 1, got {max_span_width}.")
@@ -46,7 +49,7 @@ def build_binder_model(
         )
     heads = PyTorchWrapper_v2(
         BinderHeads(
-            linear_size, width_embedding_size, max_span_width, dropout, init_temperature
+            linear_size, width_embedding_size, max_span_width, dropout, init_temperature, thresholds
         ),
         convert_inputs=_heads_inputs,
         convert_outputs=_heads_outputs,

@@ -1,0 +1,54 @@
+"""A training logger that also times the run, loaded by `spacy train --code`.
+
+It prints spaCy's usual console table and, at the end, one line
+`BENCHMARK_TIMING {json}` with the words seen and the seconds spent in update
+steps. Evaluation steps also save the model, so their duration is replaced by
+the median duration of a plain step: the figure is training speed alone.
+"""
+import json
+import statistics
+import sys
+import time
+from typing import IO, Any, Callable, Dict, Optional, Tuple
+
+from spacy.language import Language
+from spacy.training.loggers import console_logger
+from spacy.util import registry
+
+MARKER = "BENCHMARK_TIMING"
+
+
+@registry.loggers("spacy_binder_benchmark.TimingLogger.v1")
+def timing_logger(progress_bar: bool = False) -> Callable:
+    console = console_logger(progress_bar=progress_bar)
+
+    def setup(
+        nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr
+    ) -> Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]:
+        log_console, finalize_console = console(nlp, stdout, stderr)
+        plain, evaluated, last = [], [], [time.perf_counter()]
+        record: Dict[str, Any] = {"words": 0, "steps": 0, "evaluations": []}
+
+        def log_step(info: Optional[Dict[str, Any]]) -> None:
+            now = time.perf_counter()
+            (plain if info is None else evaluated).append(now - last[0])
+            record["steps"] += 1
+            if info is not None:
+                record["words"] = info["words"]
+                record["evaluations"].append(
+                    {"step": info["step"], "words": info["words"], "score": info["score"]}
+                )
+            log_console(info)
+            last[0] = time.perf_counter()
+
+        def finalize() -> None:
+            step_seconds = statistics.median(plain) if plain else statistics.median(evaluated)
+            record["train_seconds"] = sum(plain) + step_seconds * len(evaluated)
+            record["wall_seconds"] = sum(plain) + sum(evaluated)
+            stdout.write(f"{MARKER} {json.dumps(record)}\n")
+            stdout.flush()
+            finalize_console()
+
+        return log_step, finalize
+
+    return setup
