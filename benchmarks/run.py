@@ -16,6 +16,7 @@ and, for --scaling-corpus, over single documents of --scaling words.
 Writes RESULTS_DIR/<corpus>.json; benchmarks/report.py turns them into Markdown.
 """
 import json
+import os
 import re
 import subprocess
 import sys
@@ -96,8 +97,15 @@ def override_args(overrides: Dict[str, object]) -> List[str]:
     return args
 
 
-def train_system(system: System, output: Path, shared: Dict[str, object]) -> Dict[str, object]:
-    """`spacy train` in a subprocess; echoes its table, returns the logger's timing."""
+def train_system(system: System, output: Path, shared: Dict[str, object], reuse: bool) -> Dict[str, object]:
+    """`spacy train` in a subprocess; echoes its table, returns the logger's timing.
+
+    With `reuse`, a pipeline already trained in `output` (with its timing) is kept.
+    """
+    timing_path = output / "benchmark_timing.json"
+    if reuse and timing_path.exists() and (output / "model-best").exists():
+        typer.secho(f"\n=== reusing {system.name} from {output}", bold=True)
+        return json.loads(timing_path.read_text())
     cmd = [
         sys.executable, "-m", "spacy", "train", str(system.config),
         "--output", str(output),
@@ -106,7 +114,8 @@ def train_system(system: System, output: Path, shared: Dict[str, object]) -> Dic
         *override_args({**shared, **system.overrides}),
     ]
     typer.secho(f"\n=== training {system.name} -> {output}", bold=True)
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     timing = None
     for line in process.stdout:
         if line.startswith(TIMING_MARKER):
@@ -118,13 +127,15 @@ def train_system(system: System, output: Path, shared: Dict[str, object]) -> Dic
         raise RuntimeError(f"Training {system.name} failed (exit {process.returncode}): {' '.join(cmd)}")
     evaluations = timing.pop("evaluations")
     best = max(evaluations, key=lambda e: (e["score"], -e["step"]))
-    return {
+    result = {
         **timing,
         "words_per_second": timing["words"] / timing["train_seconds"],
         "best_step": best["step"],
         "best_dev_score": best["score"],
         "dev_curve": evaluations,
     }
+    timing_path.write_text(json.dumps(result, indent=2))
+    return result
 
 
 def fresh_docs(nlp: Language, refs: List[Doc]) -> List[Doc]:
@@ -276,6 +287,7 @@ def main(
     rounds: int = 2,
     train_speed_steps: int = 4,
     max_sentences: int = typer.Option(0, help="Cut every split to this many docs (smoke runs)"),
+    reuse_trained: bool = typer.Option(False, help="Keep pipelines already trained in --work-dir; measure again"),
 ) -> None:
     encoder_path = resolve_encoder_name(encoder)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -305,7 +317,7 @@ def main(
         for s in systems:
             if s.trained_as is None:
                 out = work_dir / corpus / slug(s.name)
-                training[s.name] = train_system(s, out, shared)
+                training[s.name] = train_system(s, out, shared, reuse_trained)
                 models[s.name] = out / "model-best"
         typer.secho(f"\n=== {corpus}: accuracy and inference speed on {eval_split}", bold=True)
         inference = measure_inference(systems, models, splits[eval_split], rounds)

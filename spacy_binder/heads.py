@@ -101,9 +101,12 @@ class BinderHeads(nn.Module):
         span_ends = span_ends.clamp(max=n_tokens - 1)
         from_start = self.span_start(h_first)  # (W, T, D)
         from_end = self.span_end(h_last)  # (W, T, D)
-        spans = from_start[:, :, None] + from_end[:, span_ends] + widths
-        spans = normalize(self.dropout(spans), dim=-1)
-        span = spans @ e_span.T * scale[SPAN]
+        if self.training and self.dropout.p > 0:
+            spans = from_start[:, :, None] + from_end[:, span_ends] + widths
+            span = normalize(self.dropout(spans), dim=-1) @ e_span.T
+        else:
+            span = _span_cosines(from_start, from_end, widths, span_ends, e_span)
+        span = span * scale[SPAN]
         if self.thresholds == "global":
             thresholds = self._global_thresholds((e_start, e_end, e_span), n_windows)
         else:
@@ -127,3 +130,47 @@ class BinderHeads(nn.Module):
             self.global_threshold(e)[:, head].expand(n_windows, -1)
             for head, e in zip((START, END, SPAN), types)
         )
+
+
+def _span_cosines(
+    from_start: torch.Tensor,
+    from_end: torch.Tensor,
+    widths: torch.Tensor,
+    span_ends: torch.Tensor,
+    types: torch.Tensor,
+) -> torch.Tensor:
+    """cos(a_i + b_j + c_w, e) for every span, without building the span vectors.
+
+    Without dropout the span vector is a sum, so its dot product with a type and
+    its squared norm expand into per-token and per-width terms plus the pairwise
+    products a_i·b_j (one batched matmul), a_i·c_w and b_j·c_w. This never holds
+    the (W, T, max_span_width, D) tensor that dominated inference time.
+    from_start / from_end: (W, T, D); widths: (max_span_width, D);
+    span_ends: (T, max_span_width) end token of each span; types: (K, D), unit norm.
+    """
+    ends = span_ends[None].expand(from_start.shape[0], -1, -1)  # (W, T, max_span_width)
+    start_dot = from_start @ types.T  # (W, T, K)
+    end_dot = from_end @ types.T
+    width_dot = widths @ types.T  # (max_span_width, K)
+    dot = start_dot[:, :, None] + _gather_tokens(end_dot, ends) + width_dot
+    start_sq = (from_start * from_start).sum(-1)  # (W, T)
+    end_sq = (from_end * from_end).sum(-1)
+    width_sq = (widths * widths).sum(-1)  # (max_span_width,)
+    start_end = torch.gather(from_start @ from_end.transpose(1, 2), 2, ends)  # (W, T, max_span_width)
+    start_width = from_start @ widths.T  # (W, T, max_span_width)
+    end_width = torch.gather(from_end @ widths.T, 1, ends)  # b_j · c_w at j = end of (i, w)
+    norm_sq = (
+        start_sq[:, :, None]
+        + torch.gather(end_sq, 1, ends.flatten(1)).view_as(ends)
+        + width_sq
+        + 2 * (start_end + start_width + end_width)
+    )
+    # normalize()'s eps, so both paths agree on degenerate vectors.
+    return dot / norm_sq.clamp(min=0).sqrt().clamp(min=1e-12)[..., None]
+
+
+def _gather_tokens(values: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+    """values (W, T, K) at token ends[w, i, k]: (W, T, max_span_width, K)."""
+    n_windows, n_tokens, n_types = values.shape
+    index = ends.flatten(1)[..., None].expand(-1, -1, n_types)
+    return torch.gather(values, 1, index).view(*ends.shape, n_types)

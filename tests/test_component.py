@@ -224,3 +224,25 @@ def test_gold_targets_place_spans_in_every_containing_window():
     assert gold.span[0, 3, 1, 0] and gold.span[1, 0, 1, 0]
     assert gold.span[0, 1, 0, 1] and not gold.span[1].any(dim=(0, 1))[1]
     assert gold.n_too_wide == 1 and gold.n_unaligned == 0
+
+
+def test_learned_global_thresholds_overfit_and_ignore_the_text(tiny_bert):
+    """The Table 6 ablation: one learned threshold per type, whatever the window."""
+    nlp = make_nlp(tiny_bert, model={"thresholds": "global"})
+    ner = nlp.get_pipe("binder_ner")
+    for label, description in DESCRIPTIONS.items():
+        ner.add_label(label, description=description)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(nlp, make_examples(nlp), steps=250)
+    assert nlp.evaluate(make_examples(nlp))["spans_sc_f"] >= 0.9
+    scores = ner.predict([nlp.make_doc(text) for text, _ in NESTED_DATA[:3]])
+    for thresholds in (scores.start_threshold, scores.end_threshold, scores.span_threshold):
+        assert thresholds.shape == (3, len(DESCRIPTIONS))
+        assert (thresholds == thresholds[0]).all()
+        assert thresholds.abs().sum() > 0  # learned away from their zero start
+
+
+def test_unknown_thresholds_is_a_clear_error(tiny_bert):
+    with pytest.raises(ValueError, match="Unknown thresholds 'fixed'.*dynamic"):
+        make_nlp(tiny_bert, model={"thresholds": "fixed"})

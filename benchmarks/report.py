@@ -1,0 +1,194 @@
+"""Turn benchmarks/run.py's results into a Markdown report with the targets checked.
+
+python benchmarks/report.py RESULTS_DIR OUTPUT.md
+"""
+import json
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import typer
+
+MAIN = ("binder_ner", "spancat", "ner")
+FLAT_COST_TOLERANCE = 1.25  # largest / smallest seconds per 1k words still called flat
+
+
+def pct(value: Optional[float]) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def num(value: Optional[float], digits: int = 0) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return None if a is None or not b else a / b
+
+
+def table(header: List[str], rows: List[List[str]]) -> List[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+
+
+def accuracy_section(results: List[Dict]) -> List[str]:
+    lines = ["## Accuracy", ""]
+    rows = []
+    for r in results:
+        for name in MAIN:
+            s = r["systems"].get(name)
+            if s:
+                delta = 100 * (r["systems"]["binder_ner"]["f1"] - s["f1"])
+                rows.append([r["corpus"], r["eval_split"], name, pct(s["precision"]), pct(s["recall"]), pct(s["f1"]),
+                             "" if name == "binder_ner" else f"{delta:+.1f}"])
+    lines += table(["corpus", "split", "system", "P", "R", "F1", "binder F1 −"], rows)
+    for r in results:
+        sizes, reach = r["spancat_suggester"]["sizes"], r["spancat_suggester"]["gold_reachable"]
+        lines.append(
+            f"- {r['corpus']}: spancat's ngram suggester proposes spans of {sizes[0]}–{sizes[1]} tokens "
+            f"(the longest training mention, at most 30), reaching {pct(reach)}% of the "
+            f"{r['spancat_suggester']['eval_mentions']} {r['eval_split']} mentions."
+        )
+    lines.append("")
+    for r in results:
+        labels = sorted({label for s in r["systems"].values() for label in s.get("per_type", {})})
+        names = [n for n in MAIN if n in r["systems"]]
+        rows = [[label] + [pct(r["systems"][n]["per_type"].get(label, {}).get("f")) for n in names] for label in labels]
+        lines += [f"Per-type F1, {r['corpus']} {r['eval_split']}:", ""] + table(["type", *names], rows)
+    return lines
+
+
+def speed_section(results: List[Dict]) -> List[str]:
+    lines = ["## Speed and memory", ""]
+    rows = []
+    for r in results:
+        bare = r["bare_encoder"]["inference_words_per_second"]
+        binder = r["systems"]["binder_ner"]
+        for name in MAIN:
+            s = r["systems"].get(name)
+            if not s:
+                continue
+            memory = s["inference_memory"]["peak_rss_mb"]
+            rows.append([
+                r["corpus"], name,
+                num(s["training"]["words_per_second"]),
+                num(s["training_words_per_second_alternating"]),
+                num(s["inference_words_per_second"]),
+                num(ratio(binder["inference_words_per_second"], s["inference_words_per_second"]), 2),
+                num(ratio(s["inference_words_per_second"], bare), 2),
+                num(memory),
+                num(ratio(binder["inference_memory"]["peak_rss_mb"], memory), 2),
+            ])
+        rows.append([r["corpus"], "bare encoder forward", "", "", num(bare), "", "1.00", "", ""])
+    lines += table(
+        ["corpus", "system", "train w/s (run)", "train w/s (alternating)", "infer w/s",
+         "binder ÷ this (speed)", "÷ bare encoder", "peak RSS MB", "binder ÷ this (RSS)"],
+        rows,
+    )
+    lines += [
+        "Train w/s (run): words seen ÷ seconds in update steps during the `spacy train` run "
+        "(evaluation and checkpoint saving left out). Train w/s (alternating): the untrained "
+        "pipelines take turns on the same batches in one process. Inference: `nlp.pipe` with "
+        "batch 64 over the evaluation split, pre-tokenized, best of the alternating rounds; the "
+        "bare encoder row is binder_ner's text encoder alone (same tokenizer, windows and "
+        "forward pass). Peak RSS: a fresh process that loads the pipeline and runs the split.",
+        "",
+    ]
+    for r in results:
+        scaled = {n: s["scaling"] for n, s in r["systems"].items() if s.get("scaling")}
+        if not scaled:
+            continue
+        rows = []
+        for name, sizes in scaled.items():
+            for n_words, m in sizes.items():
+                rows.append([name, n_words, num(m["seconds"], 2), num(m["seconds_per_1k_words"], 3),
+                             num(m["peak_rss_mb"]), num(m["growth_mb"])])
+        lines += [f"One long document ({r['corpus']} {r['eval_split']} text, concatenated), fresh process each:", ""]
+        lines += table(["system", "words", "seconds", "s per 1k words", "peak RSS MB", "growth over loaded MB"], rows)
+    return lines
+
+
+def ablation_section(results: List[Dict]) -> List[str]:
+    lines = []
+    for r in results:
+        variants = [n for n in r["systems"] if n.startswith("binder_ner")]
+        if len(variants) < 2:
+            continue
+        lines += [f"## Ablations ({r['corpus']}, {r['eval_split']})", ""]
+        rows = [[n, pct(r["systems"][n]["precision"]), pct(r["systems"][n]["recall"]), pct(r["systems"][n]["f1"])]
+                for n in variants]
+        lines += table(["variant", "P", "R", "F1"], rows)
+        lines += [
+            "No position objectives: start and end loss weights 0, span weight 1. Learned global "
+            "thresholds: one learned threshold per type and head instead of the [CLS] ones "
+            "(`thresholds = \"global\"`). Joint inference: the binder_ner model above, decoded "
+            "with `strategy = \"joint\"`.",
+            "",
+        ]
+    return lines
+
+
+def targets(results: List[Dict]) -> List[List[str]]:
+    """One row per target of issue 4: what was measured and whether it is met."""
+    rows = []
+
+    def check(what: str, measured: Optional[float], met: bool, shown: str) -> None:
+        rows.append([what, shown, "–" if measured is None else ("yes" if met else "**no**")])
+
+    for r in results:
+        systems, binder, c = r["systems"], r["systems"]["binder_ner"], r["corpus"]
+        speed = binder["inference_words_per_second"]
+        if r["nested"] and "spancat" in systems:
+            d = binder["f1"] - systems["spancat"]["f1"]
+            check(f"{c}: binder F1 ≥ spancat F1 + 2", d, d >= 0.02, f"{100 * d:+.1f} points")
+        if "ner" in systems:
+            d = binder["f1"] - systems["ner"]["f1"]
+            check(f"{c}: binder F1 ≥ ner F1", d, d >= 0.0, f"{100 * d:+.1f} points")
+        v = ratio(speed, r["bare_encoder"]["inference_words_per_second"])
+        check(f"{c}: inference ≥ 0.85 × bare encoder", v, v is not None and v >= 0.85, num(v, 2))
+        if "ner" in systems:
+            v = ratio(speed, systems["ner"]["inference_words_per_second"])
+            check(f"{c}: inference ≥ 1.0 × ner", v, v is not None and v >= 1.0, num(v, 2))
+            v = ratio(binder["inference_memory"]["peak_rss_mb"], systems["ner"]["inference_memory"]["peak_rss_mb"])
+            check(f"{c}: inference peak RSS ≤ 1.2 × ner", v, v is not None and v <= 1.2, num(v, 2))
+        if "spancat" in systems:
+            v = ratio(binder["training_words_per_second_alternating"], systems["spancat"]["training_words_per_second_alternating"])
+            check(f"{c}: training ≥ 1.0 × spancat (alternating)", v, v is not None and v >= 1.0, num(v, 2))
+        if binder.get("scaling"):
+            costs = [m["seconds_per_1k_words"] for m in binder["scaling"].values()]
+            spread = max(costs) / min(costs)
+            check(f"{c}: flat cost per word over {', '.join(binder['scaling'])} words", spread,
+                  spread <= FLAT_COST_TOLERANCE, f"max ÷ min s per 1k words {spread:.2f}")
+    return rows
+
+
+def main(results_dir: Path, output: Path) -> None:
+    results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    if not results:
+        raise typer.BadParameter(f"No results in {results_dir}: run benchmarks/run.py first.")
+    budget = results[0]["budget"]
+    lines = [
+        "# Benchmarks: binder_ner, spancat and ner on the same encoder",
+        "",
+        "Generated by `benchmarks/report.py` from `benchmarks/results/*.json`, written by "
+        "`spacy project run benchmark project` (`benchmarks/run.py`). All systems use the same "
+        f"encoder ({budget['encoder']}) through spacy-transformers' Hugging Face wrapper, the same "
+        f"batches (`batch_by_words` of {budget['batch_words']} words, seed 0) for {budget['max_steps']} "
+        f"steps, Adam at {budget['learn_rate']:g} with {budget['warmup_steps']} warm-up steps and "
+        f"linear decay (binder_ner's randomly initialised heads at {budget['binder_heads_learn_rate_scale']:g}× "
+        "that rate); the best dev checkpoint is evaluated. Scores are exact-match span P/R/F1 (%).",
+        "",
+        "## Targets",
+        "",
+    ]
+    lines += table(["target", "measured", "met"], targets(results))
+    lines += accuracy_section(results) + ablation_section(results) + speed_section(results)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text("\n".join(lines))
+    typer.echo(f"Wrote {output}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
