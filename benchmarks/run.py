@@ -109,8 +109,9 @@ def train_system(system: System, output: Path, shared: Dict[str, object], reuse:
     cmd = [
         sys.executable, "-m", "spacy", "train", str(system.config),
         "--output", str(output),
-        "--code", str(BENCHMARKS / "timing_logger.py"),
+        "--code", str(BENCHMARKS / "train_hooks.py"),
         "--training.logger.@loggers", "spacy_binder_benchmark.TimingLogger.v1",
+        "--training.batcher.@batchers", "spacy_binder_benchmark.same_batches.v1",
         *override_args({**shared, **system.overrides}),
     ]
     typer.secho(f"\n=== training {system.name} -> {output}", bold=True)

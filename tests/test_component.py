@@ -61,7 +61,7 @@ def test_entity_deep_in_a_long_document_is_found(tiny_bert):
     nlp = make_nlp(tiny_bert)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train(nlp, make_examples(nlp, [sentence, repeated(sentence, 30)]), steps=60)
+        train(nlp, make_examples(nlp, [sentence, repeated(sentence, 30)]), steps=150)
     text, gold = repeated(sentence, 1001)
     doc = nlp.make_doc(text)
     assert len(doc) == 6006

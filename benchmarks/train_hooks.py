@@ -1,17 +1,26 @@
-"""A training logger that also times the run, loaded by `spacy train --code`.
+"""Benchmark hooks for `spacy train --code`: a timing logger and a batcher.
 
-It prints spaCy's usual console table and, at the end, one line
+The logger prints spaCy's usual console table and, at the end, one line
 `BENCHMARK_TIMING {json}` with the words seen and the seconds spent in update
 steps. Evaluation steps also save the model, so their duration is replaced by
 the median duration of a plain step: the figure is training speed alone.
+
+The batcher makes every system see the same batches. spaCy shuffles the
+training set each epoch with the global `random`, which components also draw
+from while they train, so from the second epoch on the order would depend on
+the system; this batcher reorders each epoch from its own seed instead.
 """
+import itertools
 import json
+import random
 import statistics
 import sys
 import time
-from typing import IO, Any, Callable, Dict, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
+from spacy.training import Example
+from spacy.training.batchers import minibatch_by_words
 from spacy.training.loggers import console_logger
 from spacy.util import registry
 
@@ -52,3 +61,20 @@ def timing_logger(progress_bar: bool = False) -> Callable:
         return log_step, finalize
 
     return setup
+
+
+@registry.batchers("spacy_binder_benchmark.same_batches.v1")
+def same_batches(
+    size: int, tolerance: float, discard_oversize: bool, get_length: Optional[Callable] = None, seed: int = 0
+) -> Callable[[Iterable[Example]], Iterator[List[Example]]]:
+    """`spacy.batch_by_words.v1` over an epoch order that depends on the seed alone."""
+    epochs = itertools.count()
+
+    def batch(examples: Iterable[Example]) -> Iterator[List[Example]]:
+        ordered = sorted(examples, key=lambda eg: (eg.reference.text, len(eg)))
+        random.Random(seed + next(epochs)).shuffle(ordered)
+        yield from minibatch_by_words(
+            ordered, size=size, tolerance=tolerance, discard_oversize=discard_oversize, get_length=get_length
+        )
+
+    return batch
