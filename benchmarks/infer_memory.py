@@ -3,11 +3,11 @@
 python benchmarks/infer_memory.py MODEL DOCS.spacy [--n-words N]
 Prints one JSON line. Without --n-words it runs nlp.pipe (batch 64) over every
 document; with it, over one document made of the first N words of the
-documents (repeated if needed). Peak RSS is the process's high-water mark,
-`growth_mb` its rise over the loaded, warmed-up pipeline.
+documents (repeated if needed). Peak RSS is the process's high-water mark
+(VmHWM: getrusage's ru_maxrss would carry over the parent's peak through
+fork and exec), `growth_mb` its rise over the loaded, warmed-up pipeline.
 """
 import json
-import resource
 import time
 from pathlib import Path
 from typing import List
@@ -26,6 +26,13 @@ def long_doc(nlp, docs: List[Doc], n_words: int) -> Doc:
     return Doc(nlp.vocab, words=words[:n_words], spaces=spaces[:n_words])
 
 
+def high_water_mark_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("No VmHWM in /proc/self/status: peak memory needs Linux.")
+
+
 def main(model: Path, docs_path: Path, n_words: int = 0, batch_size: int = 64) -> None:
     nlp = spacy.load(model)
     refs = list(DocBin().from_disk(docs_path).get_docs(nlp.vocab))
@@ -34,18 +41,18 @@ def main(model: Path, docs_path: Path, n_words: int = 0, batch_size: int = 64) -
     else:
         docs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in refs]
     list(nlp.pipe(["warm up"]))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = high_water_mark_mb()
     start = time.perf_counter()
     list(nlp.pipe(docs, batch_size=batch_size))
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = high_water_mark_mb()
     words = sum(len(doc) for doc in docs)
     print(json.dumps({
         "words": words,
         "seconds": round(seconds, 3),
         "seconds_per_1k_words": round(1000 * seconds / max(words, 1), 4),
-        "peak_rss_mb": round(peak / 1024),
-        "growth_mb": round((peak - before) / 1024),
+        "peak_rss_mb": round(peak),
+        "growth_mb": round(peak - before),
     }))
 
 

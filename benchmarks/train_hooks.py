@@ -74,7 +74,7 @@ def same_batches(
         ordered = sorted(examples, key=lambda eg: (eg.reference.text, len(eg)))
         random.Random(seed + next(epochs)).shuffle(ordered)
         yield from minibatch_by_words(
-            ordered, size=size, tolerance=tolerance, discard_oversize=discard_oversize, get_length=get_length
+            ordered, size=size, tolerance=tolerance, discard_oversize=discard_oversize, get_length=get_length or len
         )
 
     return batch
