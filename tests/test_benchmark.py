@@ -56,6 +56,6 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
 
     text = report.read_text()
     assert "## Targets" in text and "## Ablations (genia, dev)" in text
-    for row in ("| genia | dev | spancat |", "| ncbi | test | ner |", "| conll | test | binder_ner |",
+    for row in ("| genia | dev | 4 | spancat |", "| ncbi | test | 4 | ner |", "| conll | test | 4 | binder_ner |",
                 "binder_ner learned global thresholds", "| ncbi | bare encoder forward |"):
         assert row in text
