@@ -1,6 +1,8 @@
 """Turn benchmarks/run.py's results into a Markdown report with the targets checked.
 
 python benchmarks/report.py RESULTS_DIR OUTPUT.md
+RESULTS_DIR/NOTES.md, if present, is appended: what was run where, and anything
+that disturbed the measurements.
 """
 import json
 from pathlib import Path
@@ -187,6 +189,9 @@ def main(results_dir: Path, output: Path) -> None:
     ]
     lines += table(["target", "measured", "met"], targets(results))
     lines += accuracy_section(results) + ablation_section(results) + speed_section(results)
+    notes = results_dir / "NOTES.md"
+    if notes.exists():
+        lines += ["## Notes on these results", "", notes.read_text().strip(), ""]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("\n".join(lines))
     typer.echo(f"Wrote {output}")
