@@ -93,9 +93,14 @@ def predicted(doc: Doc, key: str = "sc") -> List[Tuple[int, int, str]]:
 @pytest.fixture(scope="session")
 def trained_nested(tiny_bert, tmp_path_factory) -> Language:
     """A tiny-BERT binder_ner overfit on NESTED_DATA (shared, do not mutate)."""
+    return overfit_nested(tiny_bert)
+
+
+def overfit_nested(encoder: Path, model: dict = {}) -> Language:
+    """A binder_ner with DESCRIPTIONS' types, overfit on NESTED_DATA."""
     import warnings
 
-    nlp = make_nlp(tiny_bert)
+    nlp = make_nlp(encoder, model)
     ner = nlp.get_pipe("binder_ner")
     for label, description in DESCRIPTIONS.items():
         ner.add_label(label, description=description)

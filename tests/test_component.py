@@ -5,7 +5,7 @@ import pytest
 from spacy.tokens import Span
 from spacy.training import Example
 
-from conftest import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, predicted, repeated, train
+from conftest import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, overfit_nested, predicted, repeated, train
 from spacy_binder.batch import gold_targets
 from spacy_binder.encoders import max_wordpieces, window_layout
 
@@ -228,13 +228,8 @@ def test_gold_targets_place_spans_in_every_containing_window():
 
 def test_learned_global_thresholds_overfit_and_ignore_the_text(tiny_bert):
     """The Table 6 ablation: one learned threshold per type, whatever the window."""
-    nlp = make_nlp(tiny_bert, model={"thresholds": "global"})
+    nlp = overfit_nested(tiny_bert, model={"thresholds": "global"})
     ner = nlp.get_pipe("binder_ner")
-    for label, description in DESCRIPTIONS.items():
-        ner.add_label(label, description=description)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        train(nlp, make_examples(nlp), steps=250)
     assert nlp.evaluate(make_examples(nlp))["spans_sc_f"] >= 0.9
     scores = ner.predict([nlp.make_doc(text) for text, _ in NESTED_DATA[:3]])
     for thresholds in (scores.start_threshold, scores.end_threshold, scores.span_threshold):
