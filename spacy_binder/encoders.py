@@ -27,6 +27,7 @@ from spacy_transformers.layers.transformer_model import (
     set_pytorch_transformer,
 )
 from spacy_transformers.span_getters import get_strided_spans
+from spacy_transformers.util import batch_by_length
 from thinc.api import Model
 from transformers.file_utils import ModelOutput
 
@@ -183,22 +184,65 @@ def window_layout(model: Model, docs: List[Doc]) -> Windows:
     return _window_alignment(docs, windows, encoding["offset_mapping"])
 
 
+def _rows(wordpieces: WordpieceBatch, rows: List[int]) -> WordpieceBatch:
+    """The given windows of a batch, padded only to their own longest."""
+    width = max(wordpieces.lengths[i] for i in rows)
+    return WordpieceBatch(
+        strings=[wordpieces.strings[i] for i in rows],
+        input_ids=wordpieces.input_ids[rows, :width],
+        attention_mask=wordpieces.attention_mask[rows, :width],
+        lengths=[wordpieces.lengths[i] for i in rows],
+        token_type_ids=(
+            None if wordpieces.token_type_ids is None else wordpieces.token_type_ids[rows, :width]
+        ),
+    )
+
+
+def _encode_by_length(
+    model: Model, wordpieces: WordpieceBatch, is_train: bool
+) -> Tuple[torch.Tensor, Callable]:
+    """Run the transformer over windows grouped by length, as spacy-transformers'
+    `Transformer.pipe` does with docs: short windows are not padded to the
+    longest of the batch, and no group exceeds `max_batch_items` padded sub-words.
+    Returns the hidden states of all windows, (n_windows, longest, width).
+    """
+    # batch_by_length only needs len() of each window, so a range stands in.
+    groups = batch_by_length([range(n) for n in wordpieces.lengths], model.attrs["max_batch_items"])
+    hidden: Optional[torch.Tensor] = None
+    backprops = []
+    for rows in groups:
+        output, backprop_group = model.layers[0](_rows(wordpieces, rows), is_train)
+        group_hidden = output.last_hidden_state
+        if hidden is None:
+            shape = (len(wordpieces), wordpieces.input_ids.shape[1], group_hidden.shape[-1])
+            hidden = group_hidden.new_zeros(shape)
+        hidden[rows, : group_hidden.shape[1]] = group_hidden
+        backprops.append((rows, group_hidden.shape[1], backprop_group))
+
+    def backprop(d_hidden: torch.Tensor) -> None:
+        for rows, width, backprop_group in backprops:
+            backprop_group(ModelOutput(last_hidden_state=d_hidden[rows, :width]))
+
+    return hidden, backprop
+
+
 def text_encoder_forward(
     model: Model, docs: List[Doc], is_train: bool
 ) -> Tuple[EncodedWindows, Callable]:
     windows, encoding = _windows(model, docs)
     if not windows:
         return EncodedWindows.empty(len(docs), model.get_dim("nO")), lambda d: docs
-    wordpieces = WordpieceBatch.from_batch_encoding(encoding)
-    output, backprop_hf = model.layers[0](wordpieces, is_train)
+    hidden, backprop_hidden = _encode_by_length(
+        model, WordpieceBatch.from_batch_encoding(encoding), is_train
+    )
     encoded = EncodedWindows(
-        hidden=output.last_hidden_state,
+        hidden=hidden,
         windows=_window_alignment(docs, windows, encoding["offset_mapping"]),
         n_docs=len(docs),
     )
 
     def backprop(d_hidden: torch.Tensor) -> List[Doc]:
-        backprop_hf(ModelOutput(last_hidden_state=d_hidden))
+        backprop_hidden(d_hidden)
         return docs
 
     return encoded, backprop
@@ -258,17 +302,22 @@ def build_text_encoder(
     stride: int = 96,
     mixed_precision: bool = False,
     grad_scaler_config: dict = {},
+    max_batch_items: int = 4096,
 ) -> Model[List[Doc], EncodedWindows]:
     """Encode docs in overlapping windows of `window` spaCy tokens, `stride` apart.
 
     Windows overlap by `window - stride` tokens: any span no longer than the
-    overlap lies wholly inside some window.
+    overlap lies wholly inside some window. Windows of similar length run
+    through the transformer together, at most `max_batch_items` padded
+    sub-words at a time.
     """
     if window < 1 or not 0 < stride <= window:
         raise ValueError(
             f"Text encoder needs window >= 1 and 0 < stride <= window, got "
             f"window={window}, stride={stride}."
         )
+    if max_batch_items < 1:
+        raise ValueError(f"Text encoder needs max_batch_items >= 1, got {max_batch_items}.")
     return _encoder(
         "binder_text_encoder",
         text_encoder_forward,
@@ -277,6 +326,7 @@ def build_text_encoder(
         grad_scaler_config,
         window=window,
         stride=stride,
+        max_batch_items=max_batch_items,
     )
 
 

@@ -241,3 +241,35 @@ def test_learned_global_thresholds_overfit_and_ignore_the_text(tiny_bert):
 def test_unknown_thresholds_is_a_clear_error(tiny_bert):
     with pytest.raises(ValueError, match="Unknown thresholds 'fixed'.*dynamic"):
         make_nlp(tiny_bert, model={"thresholds": "fixed"})
+
+
+def test_grouping_windows_by_length_changes_padding_not_states(trained_nested):
+    """max_batch_items only decides which windows share a padded transformer call."""
+    encoder = trained_nested.get_pipe("binder_ner").model.layers[0]
+    texts = [text for text, _ in NESTED_DATA] + ["alice " * 40 + "works ."]
+    docs = [trained_nested.make_doc(text) for text in texts]
+    encoder.attrs["max_batch_items"] = 10**9
+    together = encoder.predict(docs)
+    encoder.attrs["max_batch_items"] = 1
+    try:
+        alone = encoder.predict(docs)
+    finally:
+        encoder.attrs["max_batch_items"] = 4096
+    windows = together.windows
+    for w, n_tokens in enumerate(windows.length):
+        n_wordpieces = windows.last_wp[w, n_tokens - 1] + 2  # through [SEP]
+        numpy.testing.assert_allclose(
+            alone.hidden[w, :n_wordpieces].numpy(), together.hidden[w, :n_wordpieces].numpy(), atol=1e-5
+        )
+    assert alone.hidden.shape == together.hidden.shape
+
+
+def test_learns_when_windows_are_split_over_transformer_calls(tiny_bert):
+    """Each gradient goes back through the call its window ran in (2 short windows a call)."""
+    nlp = overfit_nested(tiny_bert, {"text_encoder.max_batch_items": 32})
+    assert nlp.evaluate(make_examples(nlp))["spans_sc_f"] >= 0.95
+
+
+def test_bad_max_batch_items_is_named(tiny_bert):
+    with pytest.raises(ValueError, match="max_batch_items >= 1, got 0"):
+        make_nlp(tiny_bert, model={"text_encoder.max_batch_items": 0})
