@@ -40,6 +40,7 @@ heads_learn_rate_scale = 10.0
 name = "sentence-transformers/all-MiniLM-L6-v2"
 window = 128
 stride = 96
+max_batch_items = 4096
 mixed_precision = false
 
 [model.type_encoder]
