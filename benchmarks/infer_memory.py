@@ -1,11 +1,12 @@
 """Inference time and peak memory of one pipeline, in a process of its own.
 
-python benchmarks/infer_memory.py MODEL DOCS.spacy [--n-words N]
+python benchmarks/infer_memory.py MODEL DOCS.spacy [--n-words N] [--repeats R]
 Prints one JSON line. Without --n-words it runs nlp.pipe (batch 64) over every
 document; with it, over one document made of the first N words of the
-documents (repeated if needed). Peak RSS is the process's high-water mark
-(VmHWM: getrusage's ru_maxrss would carry over the parent's peak through
-fork and exec), `growth_mb` its rise over the loaded, warmed-up pipeline.
+documents (repeated if needed). The time is the best of R runs. Peak RSS is
+the process's high-water mark (VmHWM: getrusage's ru_maxrss would carry over
+the parent's peak through fork and exec), `growth_mb` its rise over the
+loaded, warmed-up pipeline.
 """
 import json
 import time
@@ -33,18 +34,19 @@ def high_water_mark_mb() -> float:
     raise RuntimeError("No VmHWM in /proc/self/status: peak memory needs Linux.")
 
 
-def main(model: Path, docs_path: Path, n_words: int = 0, batch_size: int = 64) -> None:
+def main(model: Path, docs_path: Path, n_words: int = 0, batch_size: int = 64, repeats: int = 1) -> None:
     nlp = spacy.load(model)
     refs = list(DocBin().from_disk(docs_path).get_docs(nlp.vocab))
-    if n_words:
-        docs = [long_doc(nlp, refs, n_words)]
-    else:
-        docs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in refs]
+    docs = [long_doc(nlp, refs, n_words)] if n_words else refs
     list(nlp.pipe(["warm up"]))
     before = high_water_mark_mb()
-    start = time.perf_counter()
-    list(nlp.pipe(docs, batch_size=batch_size))
-    seconds = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        fresh = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
+        start = time.perf_counter()
+        list(nlp.pipe(fresh, batch_size=batch_size))
+        times.append(time.perf_counter() - start)
+    seconds = min(times)
     peak = high_water_mark_mb()
     words = sum(len(doc) for doc in docs)
     print(json.dumps({

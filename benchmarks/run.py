@@ -232,8 +232,11 @@ def measure_training_speed(
     }
 
 
-def measure_memory(model: Path, docs: Path, n_words: int = 0) -> Dict[str, float]:
-    cmd = [sys.executable, str(BENCHMARKS / "infer_memory.py"), str(model), str(docs), "--n-words", str(n_words)]
+def measure_memory(model: Path, docs: Path, n_words: int = 0, repeats: int = 1) -> Dict[str, float]:
+    cmd = [
+        sys.executable, str(BENCHMARKS / "infer_memory.py"), str(model), str(docs),
+        "--n-words", str(n_words), "--repeats", str(repeats),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
@@ -335,7 +338,7 @@ def main(
             typer.secho(f"=== {corpus}: long documents", bold=True)
             for name in memory:
                 scaling_results[name] = {
-                    n: measure_memory(models[name], splits[eval_split], int(n)) for n in scaling.split(",")
+                    n: measure_memory(models[name], splits[eval_split], int(n), rounds) for n in scaling.split(",")
                 }
         result = {
             "corpus": corpus,
