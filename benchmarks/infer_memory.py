@@ -17,6 +17,8 @@ import spacy
 import typer
 from spacy.tokens import Doc, DocBin
 
+from run import fresh_docs  # this script's folder is on sys.path
+
 
 def long_doc(nlp, docs: List[Doc], n_words: int) -> Doc:
     words, spaces = [], []
@@ -42,7 +44,7 @@ def main(model: Path, docs_path: Path, n_words: int = 0, batch_size: int = 64, r
     before = high_water_mark_mb()
     times = []
     for _ in range(repeats):
-        fresh = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
+        fresh = fresh_docs(nlp, docs)
         start = time.perf_counter()
         list(nlp.pipe(fresh, batch_size=batch_size))
         times.append(time.perf_counter() - start)

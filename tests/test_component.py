@@ -248,13 +248,14 @@ def test_grouping_windows_by_length_changes_padding_not_states(trained_nested):
     encoder = trained_nested.get_pipe("binder_ner").model.layers[0]
     texts = [text for text, _ in NESTED_DATA] + ["alice " * 40 + "works ."]
     docs = [trained_nested.make_doc(text) for text in texts]
-    encoder.attrs["max_batch_items"] = 10**9
-    together = encoder.predict(docs)
-    encoder.attrs["max_batch_items"] = 1
+    configured = encoder.attrs["max_batch_items"]
     try:
+        encoder.attrs["max_batch_items"] = 10**9
+        together = encoder.predict(docs)
+        encoder.attrs["max_batch_items"] = 1
         alone = encoder.predict(docs)
     finally:
-        encoder.attrs["max_batch_items"] = 4096
+        encoder.attrs["max_batch_items"] = configured
     windows = together.windows
     for w, n_tokens in enumerate(windows.length):
         n_wordpieces = windows.last_wp[w, n_tokens - 1] + 2  # through [SEP]
@@ -265,7 +266,7 @@ def test_grouping_windows_by_length_changes_padding_not_states(trained_nested):
 
 
 def test_learns_when_windows_are_split_over_transformer_calls(tiny_bert):
-    """Each gradient goes back through the call its window ran in (2 short windows a call)."""
+    """Each gradient goes back through the call its window ran in (1 to 3 short windows a call)."""
     nlp = overfit_nested(tiny_bert, {"text_encoder.max_batch_items": 32})
     assert nlp.evaluate(make_examples(nlp))["spans_sc_f"] >= 0.95
 
