@@ -1,11 +1,13 @@
-"""`python -m spacy_binder`: corpus conversion and distant labelling."""
+"""`python -m spacy_binder`: corpus conversion, distant labelling and K-shot sampling."""
 from pathlib import Path
 from typing import List
 
+import spacy
 import typer
 from spacy.tokens import DocBin
 
 from .convert import FORMATS, SCHEMES, ConversionReport, convert_corpus, distant_corpus
+from .sampler import sample_support
 
 app = typer.Typer(help="spacy-binder tools", no_args_is_help=True, add_completion=False)
 SEPARATORS = {"whitespace": None, "tab": "\t", "space": " "}
@@ -69,3 +71,27 @@ def distant(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1)
     _finish(docs, report, output)
+
+
+@app.command("fewshot-sample")
+def fewshot_sample(
+    input: Path = typer.Argument(..., exists=True, dir_okay=False, help="The .spacy pool to sample from (a dev split)"),
+    output: Path = typer.Argument(..., help="The .spacy support set to write"),
+    k: int = typer.Option(5, "--k", help="Mentions wanted per type"),
+    seed: int = typer.Option(1, help="Random seed: one support set per seed"),
+    spans_key: str = typer.Option("sc", help="Key of the gold span group"),
+    lang: str = typer.Option("en", help="Language of the vocabulary"),
+) -> None:
+    """Draw a K-shot support set with the greedy sampler (rarest type first)."""
+    vocab = spacy.blank(lang).vocab
+    docs = list(DocBin().from_disk(input).get_docs(vocab))
+    try:
+        support, report = sample_support(docs, k, seed, spans_key)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(docs=support, store_user_data=True).to_disk(output)
+    for line in report.lines(len(support)):
+        typer.echo(line)
+    typer.echo(f"wrote {len(support)} docs to {output}")
