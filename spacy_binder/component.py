@@ -4,7 +4,7 @@ from contextlib import contextmanager
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
 import srsly
@@ -61,6 +61,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_BINDER_MODEL)["model"]
         "strategy": "span",
         "loss": {"@misc": "spacy_binder.BinderLoss.v1"},
         "scorer": {"@scorers": "spacy_binder.scorer.v1"},
+        "type_sampler": None,
     },
     default_score_weights={"spans_sc_f": 1.0, "spans_sc_p": 0.0, "spans_sc_r": 0.0},
 )
@@ -73,12 +74,15 @@ def make_binder_ner(
     strategy: str,
     loss: BinderLoss,
     scorer: Optional[Callable],
+    type_sampler: Optional[Callable] = None,
 ) -> "BinderNER":
     """Nested or flat NER with BINDER's bi-encoder.
 
     mode: "nested" keeps every span above its threshold; "flat" also removes
     overlaps greedily and sets doc.ents. strategy: "span" (span score only) or
-    "joint" (start and end must also beat their thresholds).
+    "joint" (start and end must also beat their thresholds). type_sampler
+    (`spacy_binder.TypeSampler.v1`): vary the types of each training step so
+    that types never trained on are predicted too (zero-shot).
     """
     return BinderNER(
         nlp.vocab,
@@ -89,6 +93,7 @@ def make_binder_ner(
         strategy=strategy,
         loss=loss,
         scorer=scorer,
+        type_sampler=type_sampler,
     )
 
 
@@ -117,6 +122,11 @@ def read_type_descriptions(path: Union[str, Path]) -> Dict[str, str]:
     return descriptions
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"Unknown binder_ner mode '{mode}': use one of {MODES}.")
+
+
 class BinderNER(TrainablePipe):
     """Predict entity spans by matching span vectors with type-description vectors."""
 
@@ -131,9 +141,9 @@ class BinderNER(TrainablePipe):
         strategy: str = "span",
         loss: Optional[BinderLoss] = None,
         scorer: Optional[Callable] = None,
+        type_sampler: Optional[Callable] = None,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"Unknown binder_ner mode '{mode}': use one of {MODES}.")
+        _check_mode(mode)
         if strategy not in STRATEGIES:
             raise ValueError(
                 f"Unknown binder_ner strategy '{strategy}': use one of {STRATEGIES}."
@@ -145,6 +155,7 @@ class BinderNER(TrainablePipe):
         self.name = name
         self.loss = loss if loss is not None else BinderLoss()
         self.scorer = scorer
+        self.type_sampler = type_sampler
         self.cfg = {
             "spans_key": spans_key,
             "mode": mode,
@@ -191,6 +202,25 @@ class BinderNER(TrainablePipe):
         self.cfg["labels"].append(label)
         self.vocab.strings.add(label)
         return 1
+
+    def set_labels(self, types: Mapping[str, Optional[str]]) -> None:
+        """Replace the label set: {label: description, or None to encode the name}.
+
+        No retraining is needed to predict them, but only a pipeline trained to
+        generalise (see `spacy_binder.TypeSampler.v1` and the few-shot workflow)
+        predicts types unlike its training types well.
+        """
+        if not types:
+            raise ValueError("set_labels needs at least one label.")
+        self.cfg["labels"], self.cfg["descriptions"] = [], {}
+        for label, description in types.items():
+            self.add_label(label, description)
+        clear_type_cache(self.model)
+
+    def set_mode(self, mode: str) -> None:
+        """Switch between nested and flat decoding; training is the same for both."""
+        _check_mode(mode)
+        self.cfg["mode"] = mode
 
     def _require_labels(self) -> None:
         if not self.labels:
@@ -268,9 +298,11 @@ class BinderNER(TrainablePipe):
             + (" or doc.ents." if self.cfg["mode"] == "flat" else ".")
         )
 
-    def _gold_tuples(self, examples: Iterable[Example]) -> List[List[Tuple[int, int, int]]]:
-        """Gold (start, end, label index) per example, on the predicted tokens."""
-        label_index = {label: i for i, label in enumerate(self.labels)}
+    def _gold_tuples(
+        self, examples: Iterable[Example], labels: Sequence[Optional[str]]
+    ) -> List[List[Tuple[int, int, int]]]:
+        """Gold (start, end, index in `labels`) per example, on the predicted tokens."""
+        label_index = {label: i for i, label in enumerate(labels) if label is not None}
         result = []
         for eg in examples:
             aligned = eg.get_aligned_spans_y2x(self._gold_spans(eg), allow_overlap=True)
@@ -286,7 +318,7 @@ class BinderNER(TrainablePipe):
         n_spans = n_too_wide = n_unaligned = 0
         examples = (eg for eg in get_examples() if self._has_gold(eg.reference))
         while batch := list(islice(examples, SCAN_BATCH_SIZE)):
-            spans = self._gold_tuples(batch)
+            spans = self._gold_tuples(batch, self.labels)
             layout = window_layout(text_encoder, [eg.predicted for eg in batch])
             gold = gold_targets(layout, spans, len(self.labels), max_width, "cpu")
             n_spans += sum(len(s) for s in spans)
@@ -345,19 +377,35 @@ class BinderNER(TrainablePipe):
             return losses
         set_dropout_rate(self.model, drop)
         docs = [eg.predicted for eg in examples]
-        scores, backprop = self.model.begin_update((docs, self.descriptions))
-        loss, d_scores = self.get_loss(examples, scores)
+        labels, texts = self._training_types()
+        scores, backprop = self.model.begin_update((docs, texts))
+        loss, d_scores = self._loss(examples, scores, labels)
         backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
+    def _training_types(self) -> Tuple[List[Optional[str]], List[str]]:
+        """The labels (None: a negative type) and texts one update contrasts."""
+        if self.type_sampler is None:
+            return list(self.labels), self.descriptions
+        labels, texts = [], []
+        for index, text in self.type_sampler(self.labels, self.descriptions):
+            labels.append(None if index is None else self.labels[index])
+            texts.append(text)
+        return labels, texts
+
     def get_loss(self, examples: Iterable[Example], scores: BinderScores) -> Tuple[float, BinderScores]:
+        return self._loss(examples, scores, self.labels)
+
+    def _loss(
+        self, examples: Iterable[Example], scores: BinderScores, labels: Sequence[Optional[str]]
+    ) -> Tuple[float, BinderScores]:
         gold = gold_targets(
             scores.windows,
-            self._gold_tuples(examples),
-            len(self.labels),
+            self._gold_tuples(examples, labels),
+            len(labels),
             scores.max_span_width,
             scores.span.device,
         )

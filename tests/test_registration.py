@@ -31,6 +31,8 @@ def test_factory_available_in_fresh_interpreter_via_entry_points():
         ("architectures", "spacy_binder.TypeEncoder.v1"),
         ("scorers", "spacy_binder.scorer.v1"),
         ("misc", "spacy_binder.BinderLoss.v1"),
+        ("misc", "spacy_binder.TypeSampler.v1"),
+        ("callbacks", "spacy_binder.set_labels.v1"),
     ],
 )
 def test_registered_functions(registry_name, name):

@@ -1,0 +1,102 @@
+"""Moving a trained binder_ner to entity types it was not trained on.
+
+- `TypeSampler` (`spacy_binder.TypeSampler.v1`) varies the types a training
+  step contrasts, so that the dynamic thresholds learn to work for any
+  description instead of the few the source corpus has: a random subset of the
+  labels, a label's name in place of its description now and then, and
+  negative types (descriptions of things the corpus never annotates), which
+  teach the threshold to beat every candidate of a type that is absent.
+- `spacy_binder.set_labels.v1`, an `[initialize.before_init]` callback, gives a
+  sourced binder_ner the target's types before `spacy train` fine-tunes it on a
+  few-shot support set (optionally keeping the source types).
+"""
+import random
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from spacy.language import Language
+from spacy.util import registry
+
+from .component import read_type_descriptions
+
+
+@dataclass
+class TypeSampler:
+    """The types of one training step: (label index or None, text) pairs.
+
+    keep_prob: chance that each label takes part (at least one always does).
+    name_prob: chance that a label is described by its name instead.
+    negatives: descriptions of types absent from the corpus; `n_negatives`
+        of them join each step with no gold mention.
+    """
+
+    keep_prob: float = 1.0
+    name_prob: float = 0.0
+    negatives: List[str] = field(default_factory=list)
+    n_negatives: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.keep_prob <= 1.0:
+            raise ValueError(f"TypeSampler keep_prob must lie in (0, 1], got {self.keep_prob}.")
+        if not 0.0 <= self.name_prob <= 1.0:
+            raise ValueError(f"TypeSampler name_prob must lie in [0, 1], got {self.name_prob}.")
+        if self.n_negatives < 0 or self.n_negatives > len(self.negatives):
+            raise ValueError(
+                f"TypeSampler n_negatives={self.n_negatives}, but {len(self.negatives)} "
+                "negative descriptions were given: give a 'negatives' file with at least that many."
+            )
+        self._rng = random.Random(self.seed)
+
+    def __call__(
+        self, labels: Sequence[str], descriptions: Sequence[str]
+    ) -> List[Tuple[Optional[int], str]]:
+        rng = self._rng
+        kept = [i for i in range(len(labels)) if rng.random() < self.keep_prob]
+        if not kept:
+            kept = [rng.randrange(len(labels))]
+        types: List[Tuple[Optional[int], str]] = [
+            (i, labels[i] if rng.random() < self.name_prob else descriptions[i]) for i in kept
+        ]
+        types += [(None, text) for text in rng.sample(self.negatives, self.n_negatives)]
+        rng.shuffle(types)
+        return types
+
+
+@registry.misc("spacy_binder.TypeSampler.v1")
+def configure_type_sampler(
+    keep_prob: float = 1.0,
+    name_prob: float = 0.0,
+    negatives: Optional[str] = None,
+    n_negatives: int = 0,
+    seed: int = 0,
+) -> TypeSampler:
+    """`negatives`: a JSONL file of `{"label", "description"}` types the corpus never annotates."""
+    texts = list(read_type_descriptions(negatives).values()) if negatives else []
+    return TypeSampler(keep_prob, name_prob, texts, n_negatives, seed)
+
+
+@registry.callbacks("spacy_binder.set_labels.v1")
+def make_set_labels(
+    descriptions: str,
+    keep_existing: bool = False,
+    mode: Optional[str] = None,
+    component: str = "binder_ner",
+) -> Callable[[Language], Language]:
+    """Give a (sourced) binder_ner the types of `descriptions` before training.
+
+    keep_existing: keep the pipeline's own types too (train them on replayed
+    source examples to keep what it knew). mode: "nested" or "flat" to change
+    the decoding, e.g. for a nested target of a flat source.
+    """
+
+    def set_labels(nlp: Language) -> Language:
+        ner = nlp.get_pipe(component)
+        types = {**(dict(zip(ner.labels, ner.descriptions)) if keep_existing else {})}
+        types.update(read_type_descriptions(descriptions))
+        ner.set_labels(types)
+        if mode is not None:
+            ner.set_mode(mode)
+        return nlp
+
+    return set_labels

@@ -1,0 +1,115 @@
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from spacy.util import registry
+
+from conftest import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, overfit_nested, predicted, train
+from spacy_binder.transfer import TypeSampler
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+LABELS = ["A", "B", "C", "D"]
+TEXTS = ["a thing", "b thing", "c thing", "d thing"]
+
+
+def test_type_sampler_subsets_names_and_negatives():
+    sampler = TypeSampler(keep_prob=0.5, name_prob=0.0, negatives=["n1", "n2", "n3"], n_negatives=2, seed=1)
+    seen = set()
+    for _ in range(200):
+        types = sampler(LABELS, TEXTS)
+        kept = [i for i, _ in types if i is not None]
+        assert kept and len(set(kept)) == len(kept)  # never empty, no repeats
+        assert all(text == TEXTS[i] for i, text in types if i is not None)
+        assert sorted(t for i, t in types if i is None) in (["n1", "n2"], ["n1", "n3"], ["n2", "n3"])
+        seen.add(tuple(sorted(kept)))
+    assert len(seen) > 8  # many different subsets
+    names = TypeSampler(name_prob=1.0)(LABELS, TEXTS)
+    assert sorted(names) == [(i, label) for i, label in enumerate(LABELS)]
+    draws = lambda: [TypeSampler(keep_prob=0.5, seed=7)(LABELS, TEXTS) for _ in range(3)]
+    assert draws() == draws()
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"keep_prob": 0.0}, "keep_prob must lie in \\(0, 1\\], got 0.0"),
+        ({"name_prob": 1.5}, "name_prob must lie in \\[0, 1\\], got 1.5"),
+        ({"n_negatives": 2}, "n_negatives=2, but 0 negative descriptions"),
+    ],
+)
+def test_type_sampler_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        registry.misc.get("spacy_binder.TypeSampler.v1")(**kwargs)
+
+
+def test_training_with_sampled_types_still_learns(tiny_bert, tmp_path):
+    negatives = tmp_path / "negatives.jsonl"
+    negatives.write_text('{"label": "N1", "description": "a musical instrument"}\n'
+                         '{"label": "N2", "description": "a species of bird"}\n')
+    sampler = {"@misc": "spacy_binder.TypeSampler.v1", "keep_prob": 0.7, "name_prob": 0.2,
+               "negatives": str(negatives), "n_negatives": 1}
+    nlp = make_nlp(tiny_bert, type_sampler=sampler)
+    ner = nlp.get_pipe("binder_ner")
+    for label, description in DESCRIPTIONS.items():
+        ner.add_label(label, description=description)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(nlp, make_examples(nlp), steps=300)
+    assert ner.labels == tuple(DESCRIPTIONS)  # sampling never changes the label set
+    assert nlp.evaluate(make_examples(nlp))["spans_sc_f"] >= 0.9
+
+
+def test_set_labels_replaces_the_label_set(tiny_bert):
+    nlp = overfit_nested(tiny_bert)
+    ner = nlp.get_pipe("binder_ner")
+    ner.set_labels({"CELL": DESCRIPTIONS["CELL"], "GENE": None})
+    assert ner.labels == ("CELL", "GENE") and ner.descriptions == [DESCRIPTIONS["CELL"], "GENE"]
+    found = predicted(nlp(NESTED_DATA[0][0]))
+    assert {label for *_, label in found} <= {"CELL", "GENE"}
+    assert (6, 9, "CELL") in found
+    ner.set_mode("flat")
+    assert nlp(NESTED_DATA[0][0]).ents
+    with pytest.raises(ValueError, match="Unknown binder_ner mode 'both'"):
+        ner.set_mode("both")
+    with pytest.raises(ValueError, match="set_labels needs at least one label"):
+        ner.set_labels({})
+
+
+def test_fewshot_config_fine_tunes_a_sourced_pipeline(tiny_bert, tmp_path):
+    """spacy train with binder_fewshot.cfg: new types, fixed steps, optional source types kept."""
+    source = make_nlp(tiny_bert, mode="flat")
+    ner = source.get_pipe("binder_ner")
+    ner.add_label("CELL", description=DESCRIPTIONS["CELL"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(source, make_examples(source, [(t, [s for s in spans if s[2] == "CELL"]) for t, spans in NESTED_DATA]), steps=30)
+    source.to_disk(tmp_path / "source")
+    support = [eg.reference for eg in make_examples(source)]
+    for doc in support:
+        doc.spans["sc"] = [s for s in doc.spans["sc"] if s.label_ in ("PROTEIN", "DNA")]
+    DocBin(docs=support).to_disk(tmp_path / "support.spacy")
+    types = tmp_path / "types.jsonl"
+    types.write_text("\n".join(json.dumps({"label": k, "description": DESCRIPTIONS[k]}) for k in ("PROTEIN", "DNA")))
+    for keep, labels in ((False, ("PROTEIN", "DNA")), (True, ("CELL", "PROTEIN", "DNA"))):
+        output = tmp_path / f"fewshot_{keep}"
+        cmd = [
+            sys.executable, "-m", "spacy", "train", str(CONFIGS / "binder_fewshot.cfg"),
+            "--paths.source", str(tmp_path / "source"), "--paths.train", str(tmp_path / "support.spacy"),
+            "--paths.descriptions", str(types), "--output", str(output),
+            "--training.max_steps", "150", "--training.eval_frequency", "150",
+            "--training.optimizer.learn_rate", "0.001",
+            "--initialize.before_init.mode", "nested",
+            "--initialize.before_init.keep_existing", str(keep).lower(),
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        nlp = spacy.load(output / "model-last")
+        tuned = nlp.get_pipe("binder_ner")
+        assert tuned.labels == labels and tuned.cfg["mode"] == "nested"
+        examples = make_examples(nlp, [(t, [s for s in spans if s[2] in ("PROTEIN", "DNA")]) for t, spans in NESTED_DATA])
+        assert nlp.evaluate(examples)["spans_sc_f"] >= 0.8  # it learned the support set's types
