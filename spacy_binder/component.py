@@ -21,6 +21,10 @@ from .encoders import window_layout
 from .loss import BinderLoss
 from .model import clear_type_cache
 
+# What a type's gold mentions are: ("label", label) or ("text", lower-cased mention
+# text) (spacy_binder.transfer.TypeSampler); None: a type with no gold mention.
+GoldKey = Optional[Tuple[str, str]]
+
 MODES = ("nested", "flat")
 INIT_SAMPLE_SIZE = 10
 SCAN_BATCH_SIZE = 256
@@ -299,16 +303,22 @@ class BinderNER(TrainablePipe):
         )
 
     def _gold_tuples(
-        self, examples: Iterable[Example], labels: Sequence[Optional[str]]
+        self, examples: Iterable[Example], types: Sequence[GoldKey]
     ) -> List[List[Tuple[int, int, int]]]:
-        """Gold (start, end, index in `labels`) per example, on the predicted tokens."""
-        label_index = {label: i for i, label in enumerate(labels) if label is not None}
+        """Gold (start, end, type index) per example, on the predicted tokens.
+
+        types: what each type's gold mentions are (see `spacy_binder.transfer`).
+        """
+        index = {key: i for i, key in enumerate(types) if key is not None}
+        by_text = any(key[0] == "text" for key in index)
         result = []
         for eg in examples:
             aligned = eg.get_aligned_spans_y2x(self._gold_spans(eg), allow_overlap=True)
-            result.append(
-                [(s.start, s.end, label_index[s.label_]) for s in aligned if s.label_ in label_index]
-            )
+            tuples = []
+            for s in aligned:
+                keys = [("label", s.label_)] + ([("text", s.text.lower())] if by_text else [])
+                tuples.extend((s.start, s.end, index[key]) for key in keys if key in index)
+            result.append(tuples)
         return result
 
     def _warn_unlearnable(self, get_examples: Callable[[], Iterable[Example]]) -> None:
@@ -318,7 +328,7 @@ class BinderNER(TrainablePipe):
         n_spans = n_too_wide = n_unaligned = 0
         examples = (eg for eg in get_examples() if self._has_gold(eg.reference))
         while batch := list(islice(examples, SCAN_BATCH_SIZE)):
-            spans = self._gold_tuples(batch, self.labels)
+            spans = self._gold_tuples(batch, self._label_keys())
             layout = window_layout(text_encoder, [eg.predicted for eg in batch])
             gold = gold_targets(layout, spans, len(self.labels), max_width, "cpu")
             n_spans += sum(len(s) for s in spans)
@@ -377,35 +387,36 @@ class BinderNER(TrainablePipe):
             return losses
         set_dropout_rate(self.model, drop)
         docs = [eg.predicted for eg in examples]
-        labels, texts = self._training_types()
+        keys, texts = self._training_types(examples)
         scores, backprop = self.model.begin_update((docs, texts))
-        loss, d_scores = self._loss(examples, scores, labels)
+        loss, d_scores = self._loss(examples, scores, keys)
         backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
-    def _training_types(self) -> Tuple[List[Optional[str]], List[str]]:
-        """The labels (None: a negative type) and texts one update contrasts."""
+    def _label_keys(self) -> List[GoldKey]:
+        return [("label", label) for label in self.labels]
+
+    def _training_types(self, examples: List[Example]) -> Tuple[List[GoldKey], List[str]]:
+        """What one update contrasts: each type's gold key and its text."""
         if self.type_sampler is None:
-            return list(self.labels), self.descriptions
-        labels, texts = [], []
-        for index, text in self.type_sampler(self.labels, self.descriptions):
-            labels.append(None if index is None else self.labels[index])
-            texts.append(text)
-        return labels, texts
+            return self._label_keys(), self.descriptions
+        mentions = [span.text for eg in examples for span in self._gold_spans(eg)]
+        sampled = self.type_sampler(self.labels, self.descriptions, mentions)
+        return [key for key, _ in sampled], [text for _, text in sampled]
 
     def get_loss(self, examples: Iterable[Example], scores: BinderScores) -> Tuple[float, BinderScores]:
-        return self._loss(examples, scores, self.labels)
+        return self._loss(examples, scores, self._label_keys())
 
     def _loss(
-        self, examples: Iterable[Example], scores: BinderScores, labels: Sequence[Optional[str]]
+        self, examples: Iterable[Example], scores: BinderScores, types: Sequence[GoldKey]
     ) -> Tuple[float, BinderScores]:
         gold = gold_targets(
             scores.windows,
-            self._gold_tuples(examples, labels),
-            len(labels),
+            self._gold_tuples(examples, types),
+            len(types),
             scores.max_span_width,
             scores.span.device,
         )

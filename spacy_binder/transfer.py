@@ -1,11 +1,13 @@
 """Moving a trained binder_ner to entity types it was not trained on.
 
 - `TypeSampler` (`spacy_binder.TypeSampler.v1`) varies the types a training
-  step contrasts, so that the dynamic thresholds learn to work for any
+  step contrasts, so that span and type vectors learn to match for any
   description instead of the few the source corpus has: a random subset of the
-  labels, a label's name in place of its description now and then, and
-  negative types (descriptions of things the corpus never annotates), which
-  teach the threshold to beat every candidate of a type that is absent.
+  labels, a label's name in place of its description now and then, mention
+  types (the text of a gold mention of the batch as a type, whose positives are
+  the batch's mentions with that text: thousands of types instead of four, so
+  the threshold cannot just sit near what the few source descriptions share),
+  and negative types (descriptions of things the corpus never annotates).
 - `spacy_binder.set_labels.v1`, an `[initialize.before_init]` callback, gives a
   sourced binder_ner the target's types before `spacy train` fine-tunes it on a
   few-shot support set (optionally keeping the source types).
@@ -17,21 +19,23 @@ from typing import Callable, List, Optional, Sequence, Tuple
 from spacy.language import Language
 from spacy.util import registry
 
-from .component import read_type_descriptions
+from .component import GoldKey, read_type_descriptions
 
 
 @dataclass
 class TypeSampler:
-    """The types of one training step: (label index or None, text) pairs.
+    """The types of one training step: (gold key, text given to the type encoder).
 
     keep_prob: chance that each label takes part (at least one always does).
     name_prob: chance that a label is described by its name instead.
+    n_mention_types: distinct gold mention texts of the batch used as types.
     negatives: descriptions of types absent from the corpus; `n_negatives`
         of them join each step with no gold mention.
     """
 
     keep_prob: float = 1.0
     name_prob: float = 0.0
+    n_mention_types: int = 0
     negatives: List[str] = field(default_factory=list)
     n_negatives: int = 0
     seed: int = 0
@@ -41,6 +45,8 @@ class TypeSampler:
             raise ValueError(f"TypeSampler keep_prob must lie in (0, 1], got {self.keep_prob}.")
         if not 0.0 <= self.name_prob <= 1.0:
             raise ValueError(f"TypeSampler name_prob must lie in [0, 1], got {self.name_prob}.")
+        if self.n_mention_types < 0:
+            raise ValueError(f"TypeSampler n_mention_types must be >= 0, got {self.n_mention_types}.")
         if self.n_negatives < 0 or self.n_negatives > len(self.negatives):
             raise ValueError(
                 f"TypeSampler n_negatives={self.n_negatives}, but {len(self.negatives)} "
@@ -49,17 +55,21 @@ class TypeSampler:
         self._rng = random.Random(self.seed)
 
     def __call__(
-        self, labels: Sequence[str], descriptions: Sequence[str]
-    ) -> List[Tuple[Optional[int], str]]:
+        self, labels: Sequence[str], descriptions: Sequence[str], mentions: Sequence[str] = ()
+    ) -> List[Tuple[GoldKey, str]]:
+        """mentions: the texts of the batch's gold mentions."""
         rng = self._rng
         kept = [i for i in range(len(labels)) if rng.random() < self.keep_prob]
         if not kept:
             kept = [rng.randrange(len(labels))]
-        types: List[Tuple[Optional[int], str]] = [
-            (i, labels[i] if rng.random() < self.name_prob else descriptions[i]) for i in kept
+        types: List[Tuple[GoldKey, str]] = [
+            (("label", labels[i]), labels[i] if rng.random() < self.name_prob else descriptions[i])
+            for i in kept
         ]
+        texts = sorted({text.lower() for text in mentions if text.strip()})
+        for text in rng.sample(texts, min(self.n_mention_types, len(texts))):
+            types.append((("text", text), text))
         types += [(None, text) for text in rng.sample(self.negatives, self.n_negatives)]
-        rng.shuffle(types)
         return types
 
 
@@ -67,13 +77,14 @@ class TypeSampler:
 def configure_type_sampler(
     keep_prob: float = 1.0,
     name_prob: float = 0.0,
+    n_mention_types: int = 0,
     negatives: Optional[str] = None,
     n_negatives: int = 0,
     seed: int = 0,
 ) -> TypeSampler:
     """`negatives`: a JSONL file of `{"label", "description"}` types the corpus never annotates."""
     texts = list(read_type_descriptions(negatives).values()) if negatives else []
-    return TypeSampler(keep_prob, name_prob, texts, n_negatives, seed)
+    return TypeSampler(keep_prob, name_prob, n_mention_types, texts, n_negatives, seed)
 
 
 @registry.callbacks("spacy_binder.set_labels.v1")

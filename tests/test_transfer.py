@@ -17,21 +17,39 @@ LABELS = ["A", "B", "C", "D"]
 TEXTS = ["a thing", "b thing", "c thing", "d thing"]
 
 
-def test_type_sampler_subsets_names_and_negatives():
-    sampler = TypeSampler(keep_prob=0.5, name_prob=0.0, negatives=["n1", "n2", "n3"], n_negatives=2, seed=1)
+def test_type_sampler_subsets_names_mentions_and_negatives():
+    sampler = TypeSampler(keep_prob=0.5, n_mention_types=2, negatives=["n1", "n2", "n3"], n_negatives=2, seed=1)
     seen = set()
     for _ in range(200):
-        types = sampler(LABELS, TEXTS)
-        kept = [i for i, _ in types if i is not None]
+        types = sampler(LABELS, TEXTS, mentions=["Paris", "paris", "Acme Corp", " "])
+        kept = [key[1] for key, _ in types if key and key[0] == "label"]
         assert kept and len(set(kept)) == len(kept)  # never empty, no repeats
-        assert all(text == TEXTS[i] for i, text in types if i is not None)
-        assert sorted(t for i, t in types if i is None) in (["n1", "n2"], ["n1", "n3"], ["n2", "n3"])
+        assert all(text == TEXTS[LABELS.index(key[1])] for key, text in types if key and key[0] == "label")
+        # both distinct (lower-cased, non-blank) mention texts, each its own type
+        assert sorted((key, text) for key, text in types if key and key[0] == "text") == [
+            (("text", "acme corp"), "acme corp"), (("text", "paris"), "paris")]
+        assert sorted(t for key, t in types if key is None) in (["n1", "n2"], ["n1", "n3"], ["n2", "n3"])
         seen.add(tuple(sorted(kept)))
     assert len(seen) > 8  # many different subsets
     names = TypeSampler(name_prob=1.0)(LABELS, TEXTS)
-    assert sorted(names) == [(i, label) for i, label in enumerate(LABELS)]
+    assert names == [(("label", label), label) for label in LABELS]
+    assert TypeSampler()(LABELS, TEXTS) == [(("label", label), text) for label, text in zip(LABELS, TEXTS)]
     draws = lambda: [TypeSampler(keep_prob=0.5, seed=7)(LABELS, TEXTS) for _ in range(3)]
     assert draws() == draws()
+
+
+def test_mention_types_train_on_every_mention_with_that_text(tiny_bert):
+    nlp = make_nlp(tiny_bert)
+    ner = nlp.get_pipe("binder_ner")
+    for label, description in DESCRIPTIONS.items():
+        ner.add_label(label, description=description)
+    examples = make_examples(nlp)
+    keys = [("label", "CELL"), ("text", "il-2"), None]
+    gold = ner._gold_tuples(examples, keys)
+    # "il-2" is a PROTEIN mention in five sentences; the text type finds all of them
+    assert gold[0] == [(1, 2, 1), (6, 9, 0)]
+    assert sum(k == 1 for doc in gold for *_, k in doc) == 5
+    assert not any(k == 2 for doc in gold for *_, k in doc)
 
 
 @pytest.mark.parametrize(
@@ -40,6 +58,7 @@ def test_type_sampler_subsets_names_and_negatives():
         ({"keep_prob": 0.0}, "keep_prob must lie in \\(0, 1\\], got 0.0"),
         ({"name_prob": 1.5}, "name_prob must lie in \\[0, 1\\], got 1.5"),
         ({"n_negatives": 2}, "n_negatives=2, but 0 negative descriptions"),
+        ({"n_mention_types": -1}, "n_mention_types must be >= 0, got -1"),
     ],
 )
 def test_type_sampler_bad_values(kwargs, message):
@@ -52,7 +71,7 @@ def test_training_with_sampled_types_still_learns(tiny_bert, tmp_path):
     negatives.write_text('{"label": "N1", "description": "a musical instrument"}\n'
                          '{"label": "N2", "description": "a species of bird"}\n')
     sampler = {"@misc": "spacy_binder.TypeSampler.v1", "keep_prob": 0.7, "name_prob": 0.2,
-               "negatives": str(negatives), "n_negatives": 1}
+               "n_mention_types": 2, "negatives": str(negatives), "n_negatives": 1}
     nlp = make_nlp(tiny_bert, type_sampler=sampler)
     ner = nlp.get_pipe("binder_ner")
     for label, description in DESCRIPTIONS.items():

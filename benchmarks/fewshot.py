@@ -1,0 +1,273 @@
+"""Few-shot and zero-shot NER benchmark: source-trained binder_ner against baselines.
+
+python benchmarks/fewshot.py CORPUS_DIR RESULTS_DIR --source MODEL [--targets ncbi,bc5cdr,genia]
+
+MODEL is a binder_ner pipeline trained on the source corpus (CoNLL-2003 in the
+project). For each target, K and seed, a support set is drawn from the target's
+dev split with the greedy sampler (spacy_binder.sampler) and these systems are
+scored on the target's evaluation split (test; GENIA has none here, so its
+train split, which this setting never trains on):
+
+- zero-shot: the source pipeline given the target's descriptions, no training;
+- support only: binder_ner trained from the encoder on the support set alone;
+- fine-tuned: the source pipeline fine-tuned on the support set (configs/binder_fewshot.cfg);
+- fine-tuned + source kept: the same with the source types kept and a K-shot
+  sample of the source training set replayed; also scored on the source test
+  set (forgetting);
+- NNShot: nearest support token on the source-trained encoder (benchmarks/nnshot.py);
+- spancat: spaCy's spancat on the same encoder trained on the support set alone.
+
+Every fine-tuning run uses fixed steps: nothing is chosen on an evaluation
+split. Results go to RESULTS_DIR/fewshot_<target>.json after every run, so an
+interrupted benchmark resumes where it stopped; benchmarks/fewshot_report.py
+writes the Markdown table.
+"""
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import spacy
+import typer
+from spacy.cli.train import train as spacy_train
+from spacy.language import Language
+from spacy.scorer import Scorer
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+
+from nnshot import nnshot_predict
+from run import fresh_docs
+from spacy_binder.component import read_type_descriptions
+from spacy_binder.encoders import resolve_encoder_name
+from spacy_binder.sampler import sample_support
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+TYPES = ROOT / "assets" / "entity_types"
+# target: (support pool split, evaluation split, nested)
+TARGETS = {
+    "ncbi": ("dev", "test", False),
+    "bc5cdr": ("dev", "test", False),
+    "genia": ("dev", "train", True),
+}
+SYSTEMS = ("support only", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat")
+# spancat's ngram suggester: our own fixed choice, no target data looked at.
+SPANCAT_SIZES = list(range(1, 11))
+
+
+def read_docs(path: Path, nlp: Language, limit: int = 0) -> List[Doc]:
+    docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
+    return docs[:limit] if limit else docs
+
+
+def score(predicted: List[Doc], refs: List[Doc], labels: Optional[List[str]] = None) -> Dict[str, float]:
+    """Micro P/R/F1 of exact spans in doc.spans["sc"] (only `labels` if given)."""
+    keep = (lambda spans: [s for s in spans if s.label_ in labels]) if labels else list
+    examples = []
+    for pred, ref in zip(predicted, refs):
+        ref = ref.copy()
+        ref.spans["sc"] = keep(ref.spans["sc"])
+        pred.spans["sc"] = keep(pred.spans.get("sc", []))
+        examples.append(Example(pred, ref))
+    scores = Scorer.score_spans(
+        examples, "spans_sc", getter=lambda doc, attr: doc.spans.get("sc", []), allow_overlap=True
+    )
+    return {
+        "precision": scores["spans_sc_p"],
+        "recall": scores["spans_sc_r"],
+        "f1": scores["spans_sc_f"],
+        "per_type": scores["spans_sc_per_type"],
+    }
+
+
+def evaluate(nlp: Language, refs: List[Doc], labels: Optional[List[str]] = None) -> Dict[str, float]:
+    start = time.perf_counter()
+    predicted = list(nlp.pipe(fresh_docs(nlp, refs), batch_size=64))
+    result = score(predicted, refs, labels)
+    result["predict_seconds"] = time.perf_counter() - start
+    return result
+
+
+def train(config: Path, output: Path, overrides: Dict[str, object]) -> float:
+    """`spacy train` in this process; returns its wall time in seconds."""
+    start = time.perf_counter()
+    spacy_train(config, output, use_gpu=-1, overrides=overrides)
+    return time.perf_counter() - start
+
+
+class Results:
+    """RESULTS_DIR/fewshot_<target>.json, written after every run."""
+
+    def __init__(self, path: Path, meta: Dict[str, object]):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+        self.data.update(meta)
+
+    def get(self, key: str) -> Optional[Dict[str, object]]:
+        return self.data["runs"].get(key)
+
+    def put(self, key: str, value: Dict[str, object]) -> None:
+        self.data["runs"][key] = value
+        self.path.write_text(json.dumps(self.data, indent=2))
+        typer.secho(f"  {key}: F1 {value['f1']:.3f} (P {value['precision']:.3f} R {value['recall']:.3f})", fg="green")
+
+
+def main(
+    corpus_dir: Path,
+    results_dir: Path,
+    source: Path = typer.Option(..., help="The source-trained binder_ner pipeline"),
+    source_corpus: str = typer.Option("conll", help="Source corpus folder in CORPUS_DIR (replay, forgetting)"),
+    targets: str = typer.Option("ncbi,bc5cdr,genia", help="Comma-separated targets"),
+    shots: str = typer.Option("1,5", help="Comma-separated K"),
+    seeds: str = typer.Option("1,2,3,4,5", help="Comma-separated sampler seeds"),
+    systems: str = typer.Option(",".join(SYSTEMS), help="Comma-separated systems besides zero-shot"),
+    steps: int = typer.Option(40, help="Fine-tuning steps (the whole support set a step)"),
+    learn_rate: float = typer.Option(5e-5, help="Fine-tuning learning rate (constant)"),
+    encoder: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", help="Encoder for systems trained from scratch"),
+    work_dir: Path = typer.Option(ROOT / "project" / "training" / "fewshot", help="Support sets and scratch models"),
+    max_eval: int = typer.Option(0, help="Score on the first N evaluation docs only (smoke runs)"),
+) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    wanted = [s.strip() for s in systems.split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(SYSTEMS))
+    if unknown:
+        raise typer.BadParameter(f"Unknown systems {unknown}: use {list(SYSTEMS)}")
+    encoder_path = resolve_encoder_name(encoder)
+    blank = spacy.blank("en")
+    source_dir = corpus_dir / source_corpus
+    source_types = TYPES / f"{source_corpus}.jsonl"
+    source_test = read_docs(source_dir / "test.spacy", blank, max_eval)
+    source_labels = list(read_type_descriptions(source_types))
+    for target in [t.strip() for t in targets.split(",") if t.strip()]:
+        if target not in TARGETS:
+            raise typer.BadParameter(f"Unknown target '{target}': use {list(TARGETS)}")
+        pool_split, eval_split, nested = TARGETS[target]
+        types_path = TYPES / f"{target}.jsonl"
+        types = read_type_descriptions(types_path)
+        pool = read_docs(corpus_dir / target / f"{pool_split}.spacy", blank)
+        refs = read_docs(corpus_dir / target / f"{eval_split}.spacy", blank, max_eval)
+        mode = "nested" if nested else "flat"
+        results = Results(
+            results_dir / f"fewshot_{target}.json",
+            {
+                "target": target, "source": source_corpus, "pool_split": pool_split,
+                "eval_split": eval_split, "eval_docs": len(refs), "nested": nested,
+                "steps": steps, "learn_rate": learn_rate, "spancat_sizes": [1, SPANCAT_SIZES[-1]],
+            },
+        )
+        typer.secho(f"\n=== {target}: zero-shot from descriptions", bold=True)
+        if results.get("zero-shot") is None:
+            nlp = spacy.load(source)
+            ner = nlp.get_pipe("binder_ner")
+            ner.set_labels(types)
+            ner.set_mode(mode)
+            results.put("zero-shot", evaluate(nlp, refs))
+        for k in [int(x) for x in shots.split(",")]:
+            for seed in [int(x) for x in seeds.split(",")]:
+                run_dir = work_dir / target / f"k{k}_seed{seed}"
+                support, report = sample_support(pool, k, seed)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                DocBin(docs=support).to_disk(run_dir / "support.spacy")
+                typer.secho(f"\n=== {target} {k}-shot seed {seed}", bold=True)
+                for line in report.lines(len(support)):
+                    typer.echo(line)
+                runs: Dict[str, Callable[[Path], Dict[str, object]]] = {
+                    "support only": lambda out: _support_only(run_dir, out, types_path, mode, steps, encoder_path, refs),
+                    "fine-tuned": lambda out: _fine_tune(source, run_dir / "support.spacy", out, types_path, mode, steps, learn_rate, refs, False)[0],
+                    "fine-tuned + source kept": lambda out: _keep_source(
+                        source, run_dir, out, types_path, mode, steps, learn_rate, refs,
+                        source_dir, k, seed, source_test, source_labels,
+                    ),
+                    "NNShot": lambda out: _nnshot(source, support, refs),
+                    "spancat": lambda out: _spancat(run_dir, out, encoder_path, steps, refs),
+                }
+                for name in wanted:
+                    key = f"{name} | k={k} | seed={seed}"
+                    if results.get(key) is not None:
+                        continue
+                    typer.secho(f"--- {name}", bold=True)
+                    out = run_dir / name.replace(" + ", "_").replace(" ", "_")
+                    result = runs[name](out)
+                    result.update(support_sentences=len(support), support_mentions=dict(report.mentions))
+                    results.put(key, result)
+                    shutil.rmtree(out, ignore_errors=True)
+
+
+def _trained(output: Path) -> Language:
+    return spacy.load(output / "model-last")
+
+
+def _scratch_overrides(run_dir: Path, encoder: str, steps: int) -> Dict[str, object]:
+    return {
+        "paths.train": str(run_dir / "support.spacy"),
+        "paths.dev": str(run_dir / "support.spacy"),
+        "paths.encoder": encoder,
+        "training.max_steps": steps,
+        "training.eval_frequency": steps,
+        "training.batcher.size": 100000,
+        "training.optimizer.learn_rate.initial_rate": 1e-4,
+        "training.optimizer.learn_rate.warmup_steps": 0,
+    }
+
+
+def _support_only(run_dir, out, types_path, mode, steps, encoder, refs) -> Dict[str, object]:
+    config = CONFIGS / ("binder_nested.cfg" if mode == "nested" else "binder_flat.cfg")
+    overrides = {
+        **_scratch_overrides(run_dir, encoder, steps),
+        "paths.descriptions": str(types_path),
+        "components.binder_ner.model.heads_learn_rate_scale": 10.0,
+    }
+    seconds = train(config, out, overrides)
+    return {**evaluate(_trained(out), refs), "train_seconds": seconds}
+
+
+def _fine_tune(source, train_path, out, types_path, mode, steps, learn_rate, refs, keep) -> Tuple[Dict[str, object], Language]:
+    overrides = {
+        "paths.source": str(source),
+        "paths.train": str(train_path),
+        "paths.descriptions": str(types_path),
+        "training.max_steps": steps,
+        "training.eval_frequency": steps,
+        "training.optimizer.learn_rate": learn_rate,
+        "initialize.before_init.mode": mode,
+        "initialize.before_init.keep_existing": keep,
+    }
+    seconds = train(CONFIGS / "binder_fewshot.cfg", out, overrides)
+    nlp = _trained(out)
+    target_labels = list(read_type_descriptions(types_path))
+    return {**evaluate(nlp, refs, target_labels), "train_seconds": seconds}, nlp
+
+
+def _keep_source(source, run_dir, out, types_path, mode, steps, learn_rate, refs, source_dir, k, seed, source_test, source_labels):
+    """Fine-tune with the source types kept, replaying a K-shot sample of the source training set."""
+    train_dir = run_dir / "support_and_replay"
+    train_dir.mkdir(exist_ok=True)
+    shutil.copy(run_dir / "support.spacy", train_dir / "support.spacy")
+    source_pool = read_docs(source_dir / "train.spacy", spacy.blank("en"))
+    replay, _ = sample_support(source_pool, k, seed)
+    DocBin(docs=replay).to_disk(train_dir / "replay.spacy")
+    result, nlp = _fine_tune(source, train_dir, out, types_path, mode, steps, learn_rate, refs, True)
+    forgetting = evaluate(nlp, source_test, source_labels)
+    result["source_test"] = {key: forgetting[key] for key in ("precision", "recall", "f1")}
+    return result
+
+
+def _nnshot(source, support, refs) -> Dict[str, object]:
+    nlp = spacy.load(source)
+    start = time.perf_counter()
+    predicted, n_tokens = nnshot_predict(nlp, support, fresh_docs(nlp, refs))
+    return {**score(predicted, refs), "predict_seconds": time.perf_counter() - start, "support_tokens": n_tokens}
+
+
+def _spancat(run_dir, out, encoder, steps, refs) -> Dict[str, object]:
+    overrides = {
+        **_scratch_overrides(run_dir, encoder, steps),
+        "components.spancat.suggester.sizes": SPANCAT_SIZES,
+    }
+    seconds = train(ROOT / "benchmarks" / "configs" / "spancat_trf.cfg", out, overrides)
+    return {**evaluate(_trained(out), refs), "train_seconds": seconds}
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,64 @@
+"""A smoke run of `spacy project run fewshot-benchmark`: 5-shot, 2 seeds, one target.
+
+The real benchmark fine-tunes MiniLM pipelines for hours; this one trains the
+tiny encoder for a few steps and scores 30 sentences, to keep the workflow, its
+results and its report working.
+"""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from corpora import SHARED_DATA
+
+ROOT = Path(__file__).resolve().parents[1]
+SYSTEMS = ("support only", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat")
+
+
+def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
+    for folder in ("project", "configs", "assets", "benchmarks"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("results", "training", "corpus"))
+    results, report = tmp_path / "results", tmp_path / "FEWSHOT.md"
+    args = {
+        "encoder": tiny_bert, "data_dir": SHARED_DATA, "fewshot_source_steps": 4,
+        "fewshot_source_eval_frequency": 4, "fewshot_targets": "ncbi", "fewshot_shots": "5",
+        "fewshot_seeds": "1,2", "fewshot_steps": 3, "fewshot_max_eval": 30,
+        "bench_results": results, "fewshot_report": report,
+    }
+    overrides = [item for key, value in args.items() for item in (f"--vars.{key}", str(value))]
+    done = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "fewshot-benchmark", str(tmp_path / "project"), *overrides],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    result = json.loads((results / "fewshot_ncbi.json").read_text())
+    assert result["eval_split"] == "test" and result["pool_split"] == "dev" and result["eval_docs"] == 30
+    expected = {"zero-shot"} | {f"{name} | k=5 | seed={seed}" for name in SYSTEMS for seed in (1, 2)}
+    assert set(result["runs"]) == expected
+    for key, run in result["runs"].items():
+        assert 0.0 <= run["f1"] <= 1.0, key
+        if key != "zero-shot":
+            assert run["support_mentions"]["Disease"] >= 5  # the sampler reached K
+    for seed in (1, 2):
+        kept = result["runs"][f"fine-tuned + source kept | k=5 | seed={seed}"]
+        assert 0.0 <= kept["source_test"]["f1"] <= 1.0
+        assert result["runs"][f"fine-tuned | k=5 | seed={seed}"]["train_seconds"] > 0
+    # Two seeds draw two support sets.
+    supports = [tmp_path / "project" / "training" / "fewshot" / "ncbi" / f"k5_seed{s}" / "support.spacy" for s in (1, 2)]
+    assert supports[0].read_bytes() != supports[1].read_bytes()
+
+    text = report.read_text()
+    assert "## Targets" in text and "### ncbi (support from dev, scored on test: 30 docs)" in text
+    for row in ("| (0) zero-shot from descriptions |", "| (b) source binder_ner fine-tuned on the support set |",
+                "| NNShot (source-trained encoder) |", "| spancat on the support set alone |",
+                "ncbi: (b) beats NNShot and spancat at 5-shot", "ncbi: zero-shot Disease F1 ≥ 30"):
+        assert row in text
+    # A rerun resumes: every run is already there, nothing is trained again.
+    again = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "fewshot-run", str(tmp_path / "project"), *overrides],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    assert "--- fine-tuned" not in again.stdout
