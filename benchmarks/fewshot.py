@@ -123,7 +123,7 @@ def main(
     seeds: str = typer.Option("1,2,3,4,5", help="Comma-separated sampler seeds"),
     systems: str = typer.Option(",".join(SYSTEMS), help="Comma-separated systems besides zero-shot"),
     steps: int = typer.Option(40, help="Fine-tuning steps (the whole support set a step)"),
-    learn_rate: float = typer.Option(5e-5, help="Fine-tuning learning rate (constant)"),
+    learn_rate: float = typer.Option(2e-4, help="Fine-tuning learning rate (constant)"),
     encoder: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", help="Encoder for systems trained from scratch"),
     work_dir: Path = typer.Option(ROOT / "project" / "training" / "fewshot", help="Support sets and scratch models"),
     max_eval: int = typer.Option(0, help="Score on the first N evaluation docs only (smoke runs)"),
@@ -156,6 +156,9 @@ def main(
                 "steps": steps, "learn_rate": learn_rate, "spancat_sizes": [1, SPANCAT_SIZES[-1]],
             },
         )
+        if results.get("source before fine-tuning") is None and "fine-tuned + source kept" in wanted:
+            typer.secho(f"\n=== the source pipeline on {source_corpus} test", bold=True)
+            results.put("source before fine-tuning", evaluate(spacy.load(source), source_test, source_labels))
         typer.secho(f"\n=== {target}: zero-shot from descriptions", bold=True)
         if results.get("zero-shot") is None:
             nlp = spacy.load(source)

@@ -54,6 +54,9 @@ def target_table(data: Dict) -> List[str]:
         "| system | 1-shot F1 | 5-shot F1 | source test F1 after (5-shot) | train s / run (5-shot) |",
         "|---|---|---|---|---|",
     ]
+    before = data["runs"].get("source before fine-tuning")
+    if before:
+        lines.insert(1, f"\nThe source pipeline itself scores {100 * before['f1']:.1f} F1 on the source test set.")
     for title, system in SYSTEM_ROWS:
         one, five = runs_of(data, system, 1), runs_of(data, system, 5)
         source = [r["source_test"]["f1"] for r in five if "source_test" in r]
@@ -115,6 +118,9 @@ def main(results_dir: Path, output: Path) -> None:
         lines.append(f"Fine-tuning: {data['steps']} steps at {data['learn_rate']}; spancat ngram sizes "
                      f"{data['spancat_sizes'][0]}–{data['spancat_sizes'][1]}.")
         lines.append("")
+    notes = results_dir / "fewshot_notes.md"
+    if notes.exists():  # measurements made by hand (how the source was chosen), kept beside the JSON
+        lines += ["## Notes", "", notes.read_text().strip(), ""]
     output.write_text("\n".join(lines) + "\n")
     typer.echo(f"wrote {output}")
 

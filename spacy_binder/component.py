@@ -190,7 +190,9 @@ class BinderNER(TrainablePipe):
         """Add a label, or give an existing one a new description.
 
         A label without a description is encoded from its name, as a keyword.
-        Labels can be added after training: the type encoder encodes them.
+        A label added after training is encoded by the type encoder, but is
+        predicted well only by a pipeline trained to generalise to new types
+        (`spacy_binder.TypeSampler.v1`), better still after few-shot fine-tuning.
         RETURNS (int): 1 if the label is new, else 0.
         """
         if not isinstance(label, str) or not label:
@@ -307,17 +309,24 @@ class BinderNER(TrainablePipe):
     ) -> List[List[Tuple[int, int, int]]]:
         """Gold (start, end, type index) per example, on the predicted tokens.
 
-        types: what each type's gold mentions are (see `spacy_binder.transfer`).
+        types: what each type's gold mentions are (see `spacy_binder.transfer`):
+        a label's gold spans, or every occurrence of a text's words.
         """
-        index = {key: i for i, key in enumerate(types) if key is not None}
-        by_text = any(key[0] == "text" for key in index)
+        labels = {key[1]: i for i, key in enumerate(types) if key is not None and key[0] == "label"}
+        texts = [(key[1].split(" "), i) for i, key in enumerate(types) if key is not None and key[0] == "text"]
         result = []
         for eg in examples:
             aligned = eg.get_aligned_spans_y2x(self._gold_spans(eg), allow_overlap=True)
-            tuples = []
-            for s in aligned:
-                keys = [("label", s.label_)] + ([("text", s.text.lower())] if by_text else [])
-                tuples.extend((s.start, s.end, index[key]) for key in keys if key in index)
+            tuples = [(s.start, s.end, labels[s.label_]) for s in aligned if s.label_ in labels]
+            if texts:
+                words = [token.lower_ for token in eg.predicted]
+                for phrase, i in texts:
+                    n = len(phrase)
+                    tuples.extend(
+                        (start, start + n, i)
+                        for start in range(len(words) - n + 1)
+                        if words[start : start + n] == phrase
+                    )
             result.append(tuples)
         return result
 
@@ -403,7 +412,7 @@ class BinderNER(TrainablePipe):
         """What one update contrasts: each type's gold key and its text."""
         if self.type_sampler is None:
             return self._label_keys(), self.descriptions
-        mentions = [span.text for eg in examples for span in self._gold_spans(eg)]
+        mentions = [" ".join(t.lower_ for t in span) for eg in examples for span in self._gold_spans(eg)]
         sampled = self.type_sampler(self.labels, self.descriptions, mentions)
         return [key for key, _ in sampled], [text for _, text in sampled]
 
@@ -423,12 +432,15 @@ class BinderNER(TrainablePipe):
         return self.loss.get_grad(scores, gold)
 
     def finish_update(self, sgd: Optimizer) -> None:
-        """Step the encoders at the optimizer's rate, the fresh heads faster."""
+        """Step the text encoder at the optimizer's rate, the type encoder and
+        the fresh heads at their own scales of it."""
         text_encoder, type_encoder, heads = self.model.layers
         text_encoder.finish_update(sgd)
-        type_encoder.finish_update(sgd)
+        type_scale = self.model.attrs["type_encoder_learn_rate_scale"]
+        if type_scale > 0:
+            type_encoder.finish_update(partial(sgd, lr_scale=type_scale))
+            clear_type_cache(self.model)
         heads.finish_update(partial(sgd, lr_scale=self.model.attrs["heads_learn_rate_scale"]))
-        clear_type_cache(self.model)
 
     @contextmanager
     def use_params(self, params: dict):

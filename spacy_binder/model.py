@@ -29,16 +29,26 @@ def build_binder_model(
     init_temperature: float = 0.07,
     heads_learn_rate_scale: float = 1.0,
     thresholds: str = "dynamic",
+    type_encoder_learn_rate_scale: float = 1.0,
 ) -> Model[InT, BinderScores]:
     """BINDER's bi-encoder. `max_span_width` counts spaCy tokens.
 
     heads_learn_rate_scale multiplies the optimizer's learning rate for the
     randomly initialised heads, which can learn faster than the pretrained encoders.
+    type_encoder_learn_rate_scale does the same for the type encoder; 0 freezes
+    it, which keeps descriptions in the pretrained encoder's semantic space (new
+    types are then described in the space the heads learned on) and skips its
+    backward pass.
     thresholds: "dynamic" (the paper's [CLS]-based thresholds) or "global"
     (one learned threshold per type, the paper's ablation).
     """
     if max_span_width < 1:
         raise ValueError(f"max_span_width must be at least 1, got {max_span_width}.")
+    if type_encoder_learn_rate_scale < 0:
+        raise ValueError(
+            f"type_encoder_learn_rate_scale must be >= 0 (0 freezes the type encoder), "
+            f"got {type_encoder_learn_rate_scale}."
+        )
     overlap = text_encoder.attrs["window"] - text_encoder.attrs["stride"]
     if overlap < max_span_width:
         warnings.warn(
@@ -62,6 +72,7 @@ def build_binder_model(
         attrs={
             "max_span_width": max_span_width,
             "heads_learn_rate_scale": heads_learn_rate_scale,
+            "type_encoder_learn_rate_scale": type_encoder_learn_rate_scale,
             "type_cache": None,
         },
     )
@@ -104,9 +115,10 @@ def clear_type_cache(model: Model) -> None:
 def _type_vectors(
     model: Model, descriptions: List[str], is_train: bool
 ) -> Tuple[torch.Tensor, Callable]:
-    """Type [CLS] vectors: recomputed in training, cached for prediction."""
+    """Type [CLS] vectors: recomputed in training, cached for prediction and
+    for training with a frozen type encoder."""
     type_encoder = model.layers[1]
-    if is_train:
+    if is_train and model.attrs["type_encoder_learn_rate_scale"] > 0:
         clear_type_cache(model)
         return type_encoder(descriptions, is_train)
     key = tuple(descriptions)

@@ -29,6 +29,7 @@ class TypeSampler:
     keep_prob: chance that each label takes part (at least one always does).
     name_prob: chance that a label is described by its name instead.
     n_mention_types: distinct gold mention texts of the batch used as types.
+    A mention type's positives are all occurrences of its words in the batch.
     negatives: descriptions of types absent from the corpus; `n_negatives`
         of them join each step with no gold mention.
     """
@@ -55,9 +56,12 @@ class TypeSampler:
         self._rng = random.Random(self.seed)
 
     def __call__(
-        self, labels: Sequence[str], descriptions: Sequence[str], mentions: Sequence[str] = ()
+        self,
+        labels: Sequence[str],
+        descriptions: Sequence[str],
+        mentions: Sequence[str] = (),
     ) -> List[Tuple[GoldKey, str]]:
-        """mentions: the texts of the batch's gold mentions."""
+        """mentions: the batch's gold mentions, as lower-cased words joined by spaces."""
         rng = self._rng
         kept = [i for i in range(len(labels)) if rng.random() < self.keep_prob]
         if not kept:
@@ -66,9 +70,9 @@ class TypeSampler:
             (("label", labels[i]), labels[i] if rng.random() < self.name_prob else descriptions[i])
             for i in kept
         ]
-        texts = sorted({text.lower() for text in mentions if text.strip()})
-        for text in rng.sample(texts, min(self.n_mention_types, len(texts))):
-            types.append((("text", text), text))
+        texts = sorted({text for text in mentions if text.strip()})
+        chosen = rng.sample(texts, min(self.n_mention_types, len(texts)))
+        types += [(("text", text), text) for text in chosen]
         types += [(None, text) for text in rng.sample(self.negatives, self.n_negatives)]
         return types
 
@@ -92,6 +96,7 @@ def make_set_labels(
     descriptions: str,
     keep_existing: bool = False,
     mode: Optional[str] = None,
+    keep_type_sampler: bool = False,
     component: str = "binder_ner",
 ) -> Callable[[Language], Language]:
     """Give a (sourced) binder_ner the types of `descriptions` before training.
@@ -99,6 +104,8 @@ def make_set_labels(
     keep_existing: keep the pipeline's own types too (train them on replayed
     source examples to keep what it knew). mode: "nested" or "flat" to change
     the decoding, e.g. for a nested target of a flat source.
+    keep_type_sampler: fine-tune with the source's type sampler; by default
+    each step contrasts exactly the target's types.
     """
 
     def set_labels(nlp: Language) -> Language:
@@ -108,6 +115,8 @@ def make_set_labels(
         ner.set_labels(types)
         if mode is not None:
             ner.set_mode(mode)
+        if not keep_type_sampler:
+            ner.type_sampler = None
         return nlp
 
     return set_labels

@@ -36,10 +36,10 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
     result = json.loads((results / "fewshot_ncbi.json").read_text())
     assert result["eval_split"] == "test" and result["pool_split"] == "dev" and result["eval_docs"] == 30
     expected = {"zero-shot"} | {f"{name} | k=5 | seed={seed}" for name in SYSTEMS for seed in (1, 2)}
-    assert set(result["runs"]) == expected
+    assert set(result["runs"]) == expected | {"source before fine-tuning"}
     for key, run in result["runs"].items():
         assert 0.0 <= run["f1"] <= 1.0, key
-        if key != "zero-shot":
+        if " | k=" in key:
             assert run["support_mentions"]["Disease"] >= 5  # the sampler reached K
     for seed in (1, 2):
         kept = result["runs"][f"fine-tuned + source kept | k=5 | seed={seed}"]

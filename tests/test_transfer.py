@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+import torch
 from spacy.tokens import DocBin
 from spacy.util import registry
 
@@ -21,7 +22,7 @@ def test_type_sampler_subsets_names_mentions_and_negatives():
     sampler = TypeSampler(keep_prob=0.5, n_mention_types=2, negatives=["n1", "n2", "n3"], n_negatives=2, seed=1)
     seen = set()
     for _ in range(200):
-        types = sampler(LABELS, TEXTS, mentions=["Paris", "paris", "Acme Corp", " "])
+        types = sampler(LABELS, TEXTS, mentions=["paris", "paris", "acme corp", " "])
         kept = [key[1] for key, _ in types if key and key[0] == "label"]
         assert kept and len(set(kept)) == len(kept)  # never empty, no repeats
         assert all(text == TEXTS[LABELS.index(key[1])] for key, text in types if key and key[0] == "label")
@@ -36,20 +37,6 @@ def test_type_sampler_subsets_names_mentions_and_negatives():
     assert TypeSampler()(LABELS, TEXTS) == [(("label", label), text) for label, text in zip(LABELS, TEXTS)]
     draws = lambda: [TypeSampler(keep_prob=0.5, seed=7)(LABELS, TEXTS) for _ in range(3)]
     assert draws() == draws()
-
-
-def test_mention_types_train_on_every_mention_with_that_text(tiny_bert):
-    nlp = make_nlp(tiny_bert)
-    ner = nlp.get_pipe("binder_ner")
-    for label, description in DESCRIPTIONS.items():
-        ner.add_label(label, description=description)
-    examples = make_examples(nlp)
-    keys = [("label", "CELL"), ("text", "il-2"), None]
-    gold = ner._gold_tuples(examples, keys)
-    # "il-2" is a PROTEIN mention in five sentences; the text type finds all of them
-    assert gold[0] == [(1, 2, 1), (6, 9, 0)]
-    assert sum(k == 1 for doc in gold for *_, k in doc) == 5
-    assert not any(k == 2 for doc in gold for *_, k in doc)
 
 
 @pytest.mark.parametrize(
@@ -132,3 +119,38 @@ def test_fewshot_config_fine_tunes_a_sourced_pipeline(tiny_bert, tmp_path):
         assert tuned.labels == labels and tuned.cfg["mode"] == "nested"
         examples = make_examples(nlp, [(t, [s for s in spans if s[2] in ("PROTEIN", "DNA")]) for t, spans in NESTED_DATA])
         assert nlp.evaluate(examples)["spans_sc_f"] >= 0.8  # it learned the support set's types
+
+
+def test_set_labels_callback(tiny_bert, tmp_path):
+    types = tmp_path / "types.jsonl"
+    types.write_text('{"label": "GENE", "description": "a gene"}\n')
+    sampler = {"@misc": "spacy_binder.TypeSampler.v1", "keep_prob": 0.5}
+    nlp = make_nlp(tiny_bert, type_sampler=sampler)
+    ner = nlp.get_pipe("binder_ner")
+    ner.add_label("CELL", description=DESCRIPTIONS["CELL"])
+    set_labels = registry.callbacks.get("spacy_binder.set_labels.v1")
+    set_labels(str(types), keep_existing=True, keep_type_sampler=True)(nlp)
+    assert ner.labels == ("CELL", "GENE") and ner.descriptions == [DESCRIPTIONS["CELL"], "a gene"]
+    assert ner.type_sampler is not None
+    set_labels(str(types), mode="flat")(nlp)
+    assert ner.labels == ("GENE",) and ner.cfg["mode"] == "flat" and ner.type_sampler is None
+
+
+def test_frozen_type_encoder_is_not_updated(tiny_bert):
+    nlp = make_nlp(tiny_bert, {"type_encoder_learn_rate_scale": 0.0})
+    ner = nlp.get_pipe("binder_ner")
+    for label, description in DESCRIPTIONS.items():
+        ner.add_label(label, description=description)
+    examples = make_examples(nlp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimizer = nlp.initialize(lambda: examples)
+    text_encoder, type_encoder, _ = ner.model.layers
+    weights = lambda layer: [p.detach().clone() for p in layer.layers[0].shims[0]._model.parameters()]
+    text_before, type_before = weights(text_encoder), weights(type_encoder)
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer)
+    assert all(torch.equal(a, b) for a, b in zip(type_before, weights(type_encoder)))
+    assert not all(torch.equal(a, b) for a, b in zip(text_before, weights(text_encoder)))
+    with pytest.raises(ValueError, match="type_encoder_learn_rate_scale must be >= 0"):
+        make_nlp(tiny_bert, {"type_encoder_learn_rate_scale": -1.0})
