@@ -38,11 +38,14 @@ def mean(values: List[float], scale: float = 100.0, digits: int = 1) -> Optional
     return round(scale * statistics.mean(values), digits) if values else None
 
 
-def cell(runs: List[Dict]) -> str:
+def cell(runs: List[Dict], deterministic: bool = False) -> str:
+    """Mean ± std of F1 over the seeds; a deterministic system has one run, no spread."""
     if not runs:
         return "–"
     p = mean([r["precision"] for r in runs])
     r = mean([r["recall"] for r in runs])
+    if deterministic:
+        return f"{mean([r_['f1'] for r_ in runs])} (P {p}, R {r})"
     return f"{mean_std([r_['f1'] for r_ in runs])} (P {p}, R {r}; n={len(runs)})"
 
 
@@ -62,8 +65,8 @@ def target_table(data: Dict) -> List[str]:
         source = [r["source_test"]["f1"] for r in five if "source_test" in r]
         seconds = [r["train_seconds"] for r in five if "train_seconds" in r]
         lines.append(
-            f"| {title} | {cell(one) if system != 'zero-shot' else cell(one)} | "
-            f"{cell(five) if system != 'zero-shot' else '(same)'} | "
+            f"| {title} | {cell(one, deterministic=system == 'zero-shot')} | "
+            f"{cell(five) if system != 'zero-shot' else '(no support set)'} | "
             f"{mean_std(source) if source else '–'} | "
             f"{f'{statistics.mean(seconds):.0f}' if seconds else '–'} |"
         )

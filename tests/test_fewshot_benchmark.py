@@ -62,3 +62,15 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
     )
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
     assert "--- fine-tuned" not in again.stdout
+    # The user-facing steps for one support set, on the source the benchmark trained.
+    outputs = {}
+    for command in ("fewshot-sample", "fewshot-finetune", "fewshot-evaluate"):
+        step = subprocess.run(
+            [sys.executable, "-m", "spacy", "project", "run", command, str(tmp_path / "project"), *overrides],
+            cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        )
+        assert step.returncode == 0, step.stdout[-4000:] + step.stderr[-4000:]
+        outputs[command] = step.stdout
+    assert "of 923 sentences drawn (5-shot, seed 1)" in outputs["fewshot-sample"]
+    metrics = json.loads((tmp_path / "project" / "metrics" / "fewshot_ncbi_k5_seed1.json").read_text())
+    assert set(metrics) == {"dev", "test"} and 0.0 <= metrics["test"]["f1"] <= 1.0
