@@ -5,7 +5,7 @@
   description instead of the few the source corpus has: a random subset of the
   labels, a label's name in place of its description now and then, mention
   types (the text of a gold mention of the batch as a type, whose positives are
-  the batch's mentions with that text: thousands of types instead of four, so
+  every occurrence of those words in the batch: thousands of types instead of four, so
   the threshold cannot just sit near what the few source descriptions share),
   and negative types (descriptions of things the corpus never annotates).
 - `spacy_binder.set_labels.v1`, an `[initialize.before_init]` callback, gives a
