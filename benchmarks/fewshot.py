@@ -62,17 +62,14 @@ def read_docs(path: Path, nlp: Language, limit: int = 0) -> List[Doc]:
 
 
 def score(predicted: List[Doc], refs: List[Doc], labels: Optional[List[str]] = None) -> Dict[str, float]:
-    """Micro P/R/F1 of exact spans in doc.spans["sc"] (only `labels` if given)."""
-    keep = (lambda spans: [s for s in spans if s.label_ in labels]) if labels else list
-    examples = []
-    for pred, ref in zip(predicted, refs):
-        ref = ref.copy()
-        ref.spans["sc"] = keep(ref.spans["sc"])
-        pred.spans["sc"] = keep(pred.spans.get("sc", []))
-        examples.append(Example(pred, ref))
-    scores = Scorer.score_spans(
-        examples, "spans_sc", getter=lambda doc, attr: doc.spans.get("sc", []), allow_overlap=True
-    )
+    """Micro P/R/F1 of exact spans in doc.spans["sc"] (only those of `labels` if given)."""
+
+    def getter(doc: Doc, attr: str) -> List:
+        spans = doc.spans.get("sc", [])
+        return list(spans) if labels is None else [s for s in spans if s.label_ in labels]
+
+    examples = [Example(pred, ref) for pred, ref in zip(predicted, refs)]
+    scores = Scorer.score_spans(examples, "spans_sc", getter=getter, allow_overlap=True)
     return {
         "precision": scores["spans_sc_p"],
         "recall": scores["spans_sc_r"],
@@ -97,11 +94,23 @@ def train(config: Path, output: Path, overrides: Dict[str, object]) -> float:
 
 
 class Results:
-    """RESULTS_DIR/fewshot_<target>.json, written after every run."""
+    """RESULTS_DIR/fewshot_<target>.json, written after every run.
 
-    def __init__(self, path: Path, meta: Dict[str, object]):
+    Runs are resumed only under the same settings: a file written with other
+    settings (source, encoder, steps, learning rate, evaluation docs) is refused.
+    """
+
+    def __init__(self, path: Path, meta: Dict[str, object], settings: Dict[str, object]):
         self.path = path
         self.data = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+        found = self.data.setdefault("settings", settings)
+        if found != settings:
+            changed = sorted(key for key in settings if found.get(key) != settings[key])
+            raise typer.BadParameter(
+                f"{path} holds runs made with other settings ({', '.join(changed)}: "
+                f"{[found.get(key) for key in changed]} there, {[settings[key] for key in changed]} now). "
+                "Write to another results folder or delete that file to start again."
+            )
         self.data.update(meta)
 
     def get(self, key: str) -> Optional[Dict[str, object]]:
@@ -155,6 +164,8 @@ def main(
                 "eval_split": eval_split, "eval_docs": len(refs), "nested": nested,
                 "steps": steps, "learn_rate": learn_rate, "spancat_sizes": [1, SPANCAT_SIZES[-1]],
             },
+            {"source": str(source), "encoder": encoder_path, "steps": steps,
+             "learn_rate": learn_rate, "max_eval": max_eval},
         )
         if results.get("source before fine-tuning") is None and "fine-tuned + source kept" in wanted:
             typer.secho(f"\n=== the source pipeline on {source_corpus} test", bold=True)

@@ -166,6 +166,7 @@ class BinderNER(TrainablePipe):
             "strategy": strategy,
             "labels": [],
             "descriptions": {},
+            "sample_types": True,
         }
 
     @property
@@ -218,9 +219,14 @@ class BinderNER(TrainablePipe):
         """
         if not types:
             raise ValueError("set_labels needs at least one label.")
+        old = self.cfg["labels"], self.cfg["descriptions"]
         self.cfg["labels"], self.cfg["descriptions"] = [], {}
-        for label, description in types.items():
-            self.add_label(label, description)
+        try:
+            for label, description in types.items():
+                self.add_label(label, description)
+        except ValueError:
+            self.cfg["labels"], self.cfg["descriptions"] = old
+            raise
         clear_type_cache(self.model)
 
     def set_mode(self, mode: str) -> None:
@@ -410,9 +416,14 @@ class BinderNER(TrainablePipe):
 
     def _training_types(self, examples: List[Example]) -> Tuple[List[GoldKey], List[str]]:
         """What one update contrasts: each type's gold key and its text."""
-        if self.type_sampler is None:
+        if self.type_sampler is None or not self.cfg["sample_types"]:
             return self._label_keys(), self.descriptions
-        mentions = [" ".join(t.lower_ for t in span) for eg in examples for span in self._gold_spans(eg)]
+        mentions = [
+            " ".join(t.lower_ for t in span)
+            for eg in examples
+            for span in eg.get_aligned_spans_y2x(self._gold_spans(eg), allow_overlap=True)
+            if not any(t.is_space for t in span)
+        ]
         sampled = self.type_sampler(self.labels, self.descriptions, mentions)
         return [key for key, _ in sampled], [text for _, text in sampled]
 

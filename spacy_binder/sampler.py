@@ -47,7 +47,7 @@ def span_labels(doc: Doc, spans_key: str) -> Counter:
     if spans_key not in doc.spans:
         raise ValueError(
             f"Document '{doc.text[:60]}' has no doc.spans['{spans_key}'] (its span keys: "
-            f"{list(doc.spans.keys())}). Pass the key your corpus uses (--spans-key)."
+            f"{list(doc.spans.keys())}). Pass the key your corpus uses (spans_key, --spans-key)."
         )
     return Counter(span.label_ for span in doc.spans[spans_key])
 
@@ -62,6 +62,11 @@ def sample_support(
     report = SupportReport(k=k, seed=seed, pool_size=len(docs))
     for doc_counts in counts:
         report.pool_mentions.update(doc_counts)
+    if not report.pool_mentions:
+        raise ValueError(
+            f"No mentions in doc.spans['{spans_key}'] of the {len(docs)} documents to sample "
+            "from: nothing to draw a support set for."
+        )
     rng = random.Random(seed)
     drawn: List[int] = []
     taken = set()

@@ -105,18 +105,18 @@ def make_set_labels(
     source examples to keep what it knew). mode: "nested" or "flat" to change
     the decoding, e.g. for a nested target of a flat source.
     keep_type_sampler: fine-tune with the source's type sampler; by default
-    each step contrasts exactly the target's types.
+    each step contrasts exactly the target's types (saved with the pipeline, so
+    further training of it does the same).
     """
 
     def set_labels(nlp: Language) -> Language:
         ner = nlp.get_pipe(component)
-        types = {**(dict(zip(ner.labels, ner.descriptions)) if keep_existing else {})}
+        types = dict(zip(ner.labels, ner.descriptions)) if keep_existing else {}
         types.update(read_type_descriptions(descriptions))
         ner.set_labels(types)
         if mode is not None:
             ner.set_mode(mode)
-        if not keep_type_sampler:
-            ner.type_sampler = None
+        ner.cfg["sample_types"] = keep_type_sampler
         return nlp
 
     return set_labels

@@ -33,6 +33,10 @@ POOL = st.lists(st.lists(SPAN, max_size=4), max_size=30).map(
 @settings(max_examples=150, deadline=None)
 @given(pool=POOL, k=st.integers(1, 6), seed=st.integers(0, 10_000))
 def test_sampler_invariants(pool, k, seed):
+    if not mentions(pool):
+        with pytest.raises(ValueError, match="No mentions"):
+            sample_support(pool, k, seed)
+        return
     support, report = sample_support(pool, k, seed)
     ids = [id(doc) for doc in support]
     assert len(set(ids)) == len(ids)
@@ -75,6 +79,8 @@ def test_seeds_give_different_support_sets():
 def test_bad_k_and_missing_key():
     with pytest.raises(ValueError, match="K must be at least 1, got 0"):
         sample_support([make_doc([])], 0, 1)
+    with pytest.raises(ValueError, match="No mentions in doc.spans\\['sc'\\] of the 2 documents"):
+        sample_support([make_doc([]), make_doc([])], 1, 1)
     with pytest.raises(ValueError, match=r"no doc.spans\['sc'\].*'ents_gold'"):
         sample_support([make_doc([(0, 1, "A")], key="ents_gold")], 1, 1)
 

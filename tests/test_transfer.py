@@ -131,9 +131,17 @@ def test_set_labels_callback(tiny_bert, tmp_path):
     set_labels = registry.callbacks.get("spacy_binder.set_labels.v1")
     set_labels(str(types), keep_existing=True, keep_type_sampler=True)(nlp)
     assert ner.labels == ("CELL", "GENE") and ner.descriptions == [DESCRIPTIONS["CELL"], "a gene"]
-    assert ner.type_sampler is not None
+    assert ner.cfg["sample_types"]
     set_labels(str(types), mode="flat")(nlp)
-    assert ner.labels == ("GENE",) and ner.cfg["mode"] == "flat" and ner.type_sampler is None
+    assert ner.labels == ("GENE",) and ner.cfg["mode"] == "flat" and not ner.cfg["sample_types"]
+    keys, texts = ner._training_types(make_examples(nlp))
+    assert keys == [("label", "GENE")] and texts == ["a gene"]  # the sampler is off
+    reloaded = spacy.blank("en").from_config(nlp.config)
+    reloaded.from_bytes(nlp.to_bytes())
+    assert not reloaded.get_pipe("binder_ner").cfg["sample_types"]
+    with pytest.raises(ValueError, match="labels must be non-empty strings"):
+        ner.set_labels({"CELL": None, "": None})
+    assert ner.labels == ("GENE",)  # a bad label set leaves the old one
 
 
 def test_frozen_type_encoder_is_not_updated(tiny_bert):

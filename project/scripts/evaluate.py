@@ -13,12 +13,18 @@ import typer
 from spacy.training import Corpus, Example
 
 
-def main(model: Path, corpus_dir: Path, output: Path, batch_size: int = 64) -> None:
+def main(
+    model: Path,
+    corpus_dir: Path,
+    output: Path,
+    batch_size: int = 64,
+    splits: str = typer.Option("dev,test", help="Comma-separated splits to score, where present"),
+) -> None:
     nlp = spacy.load(model)
     ner = nlp.get_pipe("binder_ner")
     key = ner.cfg["spans_key"]
     results = {}
-    for split in ("dev", "test"):
+    for split in splits.split(","):
         path = corpus_dir / f"{split}.spacy"
         if not path.exists():
             continue
