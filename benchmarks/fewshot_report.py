@@ -81,7 +81,7 @@ def check_targets(results: Dict[str, Dict]) -> List[str]:
         if b and all(others.values()):
             gaps = {s: statistics.mean(b) - statistics.mean(v) for s, v in others.items()}
             met = all(g > 0 for g in gaps.values())
-            text = ", ".join(f"{100 * g:+.1f} vs {s}" for s, g in gaps.items())
+            text = ", ".join(f"{100 * g:+.1f} vs {s}" for s, g in gaps.items()) + f" (seeds: {len(b)})"
             lines.append(f"| {name}: (b) beats NNShot and spancat at 5-shot | {text} | {'yes' if met else 'no'} |")
         seconds = [r["train_seconds"] for r in runs_of(data, "fine-tuned", 5)]
         if seconds:

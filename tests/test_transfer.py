@@ -136,9 +136,9 @@ def test_set_labels_callback(tiny_bert, tmp_path):
     assert ner.labels == ("GENE",) and ner.cfg["mode"] == "flat" and not ner.cfg["sample_types"]
     keys, texts = ner._training_types(make_examples(nlp))
     assert keys == [("label", "GENE")] and texts == ["a gene"]  # the sampler is off
-    reloaded = spacy.blank("en").from_config(nlp.config)
-    reloaded.from_bytes(nlp.to_bytes())
-    assert not reloaded.get_pipe("binder_ner").cfg["sample_types"]
+    fresh = make_nlp(tiny_bert, type_sampler=sampler).get_pipe("binder_ner")
+    fresh.from_bytes(ner.to_bytes(exclude=["model"]), exclude=["model"])
+    assert fresh.cfg["sample_types"] is False and fresh.labels == ("GENE",)  # saved with the pipeline
     with pytest.raises(ValueError, match="labels must be non-empty strings"):
         ner.set_labels({"CELL": None, "": None})
     assert ner.labels == ("GENE",)  # a bad label set leaves the old one
