@@ -96,15 +96,21 @@ def trained_nested(tiny_bert, tmp_path_factory) -> Language:
     return overfit_nested(tiny_bert)
 
 
-def overfit_nested(encoder: Path, model: dict = {}) -> Language:
-    """A binder_ner with DESCRIPTIONS' types, overfit on NESTED_DATA."""
-    import warnings
-
-    nlp = make_nlp(encoder, model)
+def described_nlp(encoder: Path, model: dict = {}, **component) -> Language:
+    """A binder_ner with DESCRIPTIONS' types, not yet initialized."""
+    nlp = make_nlp(encoder, model, **component)
     ner = nlp.get_pipe("binder_ner")
     for label, description in DESCRIPTIONS.items():
         ner.add_label(label, description=description)
+    return nlp
+
+
+def overfit_nested(encoder: Path, model: dict = {}, steps: int = 250, **component) -> Language:
+    """A binder_ner with DESCRIPTIONS' types, overfit on NESTED_DATA."""
+    import warnings
+
+    nlp = described_nlp(encoder, model, **component)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train(nlp, make_examples(nlp), steps=250)
+        train(nlp, make_examples(nlp), steps=steps)
     return nlp

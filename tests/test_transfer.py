@@ -10,7 +10,7 @@ import torch
 from spacy.tokens import DocBin
 from spacy.util import registry
 
-from conftest import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, overfit_nested, predicted, train
+from conftest import DESCRIPTIONS, NESTED_DATA, described_nlp, make_examples, make_nlp, overfit_nested, predicted, train
 from spacy_binder.transfer import TypeSampler
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -59,13 +59,8 @@ def test_training_with_sampled_types_still_learns(tiny_bert, tmp_path):
                          '{"label": "N2", "description": "a species of bird"}\n')
     sampler = {"@misc": "spacy_binder.TypeSampler.v1", "keep_prob": 0.7, "name_prob": 0.2,
                "n_mention_types": 2, "negatives": str(negatives), "n_negatives": 1}
-    nlp = make_nlp(tiny_bert, type_sampler=sampler)
+    nlp = overfit_nested(tiny_bert, steps=300, type_sampler=sampler)
     ner = nlp.get_pipe("binder_ner")
-    for label, description in DESCRIPTIONS.items():
-        ner.add_label(label, description=description)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        train(nlp, make_examples(nlp), steps=300)
     assert ner.labels == tuple(DESCRIPTIONS)  # sampling never changes the label set
     assert nlp.evaluate(make_examples(nlp))["spans_sc_f"] >= 0.9
 
@@ -145,10 +140,8 @@ def test_set_labels_callback(tiny_bert, tmp_path):
 
 
 def test_frozen_type_encoder_is_not_updated(tiny_bert):
-    nlp = make_nlp(tiny_bert, {"type_encoder_learn_rate_scale": 0.0})
+    nlp = described_nlp(tiny_bert, {"type_encoder_learn_rate_scale": 0.0})
     ner = nlp.get_pipe("binder_ner")
-    for label, description in DESCRIPTIONS.items():
-        ner.add_label(label, description=description)
     examples = make_examples(nlp)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
