@@ -35,6 +35,7 @@ def convert(
     label_map: List[str] = typer.Option([], help="Rename a label: OLD=NEW (repeatable)"),
     labels: List[str] = typer.Option([], help="Keep only these labels (repeatable)"),
     skip_bad: bool = typer.Option(False, help="Skip and count malformed input instead of failing"),
+    repair: bool = typer.Option(False, help="iob: an I- tag that continues nothing starts a new mention (conlleval); every repair is listed"),
     lang: str = typer.Option("en", help="Language of the blank tokenizer"),
 ) -> None:
     """Convert an NER corpus to a .spacy file with gold spans, and report counts."""
@@ -44,7 +45,7 @@ def convert(
         docs, report = convert_corpus(
             format, input, lang=lang, spans_key=spans_key, n_sents=n_sents, by_document=by_document,
             scheme=scheme, tag_column=tag_column, separator=SEPARATORS[separator],
-            label_map=label_map, labels=labels, skip_bad=skip_bad,
+            label_map=label_map, labels=labels, skip_bad=skip_bad, repair=repair,
         )
     except ValueError as err:  # ConversionError included: names file and line
         typer.echo(f"error: {err}", err=True)

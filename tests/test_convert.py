@@ -60,6 +60,42 @@ def test_invalid_tag_sequences(scheme, tags, index):
     assert err.value.args[0][0] == index
 
 
+@pytest.mark.parametrize(
+    "scheme,tags,expected,n_repairs",
+    [
+        ("iob2", ["O", "I-A", "I-A"], [(1, 3, "A")], 1),
+        ("iob2", ["B-A", "I-B", "O"], [(0, 1, "A"), (1, 2, "B")], 1),
+        ("iob2", ["I-A", "O", "I-A"], [(0, 1, "A"), (2, 3, "A")], 2),
+        ("iobes", ["B-A", "O", "E-B"], [(0, 1, "A"), (2, 3, "B")], 2),
+        ("iobes", ["S-A", "I-A", "E-A"], [(0, 1, "A"), (1, 3, "A")], 1),
+        ("bilou", ["B-A", "I-A"], [(0, 2, "A")], 1),
+        ("iob2", ["B-A", "I-A", "O"], [(0, 2, "A")], 0),
+    ],
+)
+def test_repair_reads_broken_sequences_the_conlleval_way(scheme, tags, expected, n_repairs):
+    repairs = []
+    assert tags_to_mentions(tags, scheme, repairs) == expected
+    assert len(repairs) == n_repairs
+    if n_repairs:
+        with pytest.raises(ValueError):  # without repair the same sequence is an error
+            tags_to_mentions(tags, scheme)
+
+
+def test_repair_option_lists_every_repair_and_strips_invisible_line_starts(tmp_path):
+    path = tmp_path / "broken.tsv"
+    path.write_text("\ufeff-DOCSTART-\tO\n\n\ufeffa\tO\nb\tI-X\n\n\u200bc\tB-Y\nd\tI-Z\n", encoding="utf8")
+    with pytest.raises(ConversionError, match="line 4: 'I-X' does not continue"):
+        convert_corpus("iob", path, separator="\t")
+    docs, report = convert_corpus("iob", path, separator="\t", repair=True)
+    assert [spans_of(doc) for doc in docs] == [[(1, 2, "X")], [(0, 1, "Y"), (1, 2, "Z")]]
+    assert [[t.text for t in doc] for doc in docs] == [["a", "b"], ["c", "d"]]
+    assert len(report.repaired) == 2 and "line 4" in report.repaired[0] and "line 7" in report.repaired[1]
+    assert report.invisible_stripped == 3 and report.documents_read == 1
+    lines = "\n".join(report.lines())
+    assert "tag sequences repaired (--repair): 2" in lines and "zero-width character stripped at the start: 3" in lines
+    assert sum(report.mentions_written.values()) == 3  # no mention dropped
+
+
 def test_iob_file_counts_documents_and_groups(tmp_path):
     path = tmp_path / "corpus.tsv"
     path.write_text(IOB2_TSV)

@@ -42,8 +42,12 @@ def convert_corpus(
     label_map: Sequence[str] = (),
     labels: Sequence[str] = (),
     skip_bad: bool = False,
+    repair: bool = False,
 ) -> Tuple[List[Doc], ConversionReport]:
-    """Read one corpus file (a folder for BRAT) into Docs, with a report."""
+    """Read one corpus file (a folder for BRAT) into Docs, with a report.
+
+    repair (iob): read broken tag sequences the conlleval way, each repair reported.
+    """
     if format not in FORMATS:
         raise ValueError(f"Unknown format '{format}': use one of {FORMATS}.")
     if n_sents < 1:
@@ -53,7 +57,7 @@ def convert_corpus(
     relabel = Labels.parse(label_map, labels)
     if format in ("iob", "jsonl"):
         if format == "iob":
-            sentences = read_iob(path, report, scheme=scheme, tag_column=tag_column, separator=separator, skip_bad=skip_bad)
+            sentences = read_iob(path, report, scheme=scheme, tag_column=tag_column, separator=separator, skip_bad=skip_bad, repair=repair)
         else:
             sentences = read_token_jsonl(path, report, skip_bad=skip_bad)
         docs = list(

@@ -22,6 +22,8 @@ class ConversionReport:
     filtered: Counter = field(default_factory=Counter)
     unplaced: List[str] = field(default_factory=list)
     skipped_bad: List[str] = field(default_factory=list)
+    repaired: List[str] = field(default_factory=list)
+    invisible_stripped: int = 0
 
     def bad_input(self, error: ConversionError, skip_bad: bool) -> None:
         """Raise `error`, or count it when bad input is to be skipped."""
@@ -45,6 +47,11 @@ class ConversionReport:
         if self.unplaced:
             out.append(f"mentions not placed: {len(self.unplaced)}")
             out.extend(f"  {reason}" for reason in self.unplaced)
+        if self.repaired:
+            out.append(f"tag sequences repaired (--repair): {len(self.repaired)}")
+            out.extend(f"  {reason}" for reason in self.repaired)
+        if self.invisible_stripped:
+            out.append(f"lines with a BOM or zero-width character stripped at the start: {self.invisible_stripped}")
         if self.skipped_bad:
             out.append(f"bad input skipped (--skip-bad): {len(self.skipped_bad)}")
             out.extend(f"  {reason}" for reason in self.skipped_bad)
