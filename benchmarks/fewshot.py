@@ -133,6 +133,7 @@ def main(
     systems: str = typer.Option(",".join(SYSTEMS), help="Comma-separated systems besides zero-shot"),
     steps: int = typer.Option(40, help="Fine-tuning steps (the whole support set a step)"),
     learn_rate: float = typer.Option(2e-4, help="Fine-tuning learning rate (constant)"),
+    mention_weight: float = typer.Option(0.8, help="Fine-tuning loss: weight of the mention terms against the threshold terms"),
     encoder: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", help="Encoder for systems trained from scratch"),
     work_dir: Path = typer.Option(ROOT / "project" / "training" / "fewshot", help="Support sets and scratch models"),
     max_eval: int = typer.Option(0, help="Score on the first N evaluation docs only (smoke runs)"),
@@ -162,10 +163,10 @@ def main(
             {
                 "target": target, "source": source_corpus, "pool_split": pool_split,
                 "eval_split": eval_split, "eval_docs": len(refs), "nested": nested,
-                "steps": steps, "learn_rate": learn_rate, "spancat_sizes": [1, SPANCAT_SIZES[-1]],
+                "steps": steps, "learn_rate": learn_rate, "mention_weight": mention_weight, "spancat_sizes": [1, SPANCAT_SIZES[-1]],
             },
             {"source": str(source), "encoder": encoder_path, "steps": steps,
-             "learn_rate": learn_rate, "max_eval": max_eval},
+             "learn_rate": learn_rate, "mention_weight": mention_weight, "max_eval": max_eval},
         )
         if results.get("source before fine-tuning") is None and "fine-tuned + source kept" in wanted:
             typer.secho(f"\n=== the source pipeline on {source_corpus} test", bold=True)
@@ -186,12 +187,12 @@ def main(
                 typer.secho(f"\n=== {target} {k}-shot seed {seed}", bold=True)
                 for line in report.lines(len(support)):
                     typer.echo(line)
+                tuning = (steps, learn_rate, mention_weight)
                 runs: Dict[str, Callable[[Path], Dict[str, object]]] = {
                     "support only": lambda out: _support_only(run_dir, out, types_path, mode, steps, encoder_path, refs),
-                    "fine-tuned": lambda out: _fine_tune(source, run_dir / "support.spacy", out, types_path, mode, steps, learn_rate, refs, False)[0],
+                    "fine-tuned": lambda out: _fine_tune(source, run_dir / "support.spacy", out, types_path, mode, tuning, refs, False)[0],
                     "fine-tuned + source kept": lambda out: _keep_source(
-                        source, run_dir, out, types_path, mode, steps, learn_rate, refs,
-                        source_dir, k, seed, source_test, source_labels,
+                        source, run_dir, out, types_path, mode, tuning, refs, source_dir, k, seed, source_test, source_labels,
                     ),
                     "NNShot": lambda out: _nnshot(source, support, refs),
                     "spancat": lambda out: _spancat(run_dir, out, encoder_path, steps, refs),
@@ -236,7 +237,8 @@ def _support_only(run_dir, out, types_path, mode, steps, encoder, refs) -> Dict[
     return {**evaluate(_trained(out), refs), "train_seconds": seconds}
 
 
-def _fine_tune(source, train_path, out, types_path, mode, steps, learn_rate, refs, keep) -> Tuple[Dict[str, object], Language]:
+def _fine_tune(source, train_path, out, types_path, mode, tuning, refs, keep) -> Tuple[Dict[str, object], Language]:
+    steps, learn_rate, mention_weight = tuning
     overrides = {
         "paths.source": str(source),
         "paths.train": str(train_path),
@@ -244,6 +246,7 @@ def _fine_tune(source, train_path, out, types_path, mode, steps, learn_rate, ref
         "training.max_steps": steps,
         "training.eval_frequency": steps,
         "training.optimizer.learn_rate": learn_rate,
+        "initialize.after_init.loss.mention_weight": mention_weight,
         "initialize.before_init.mode": mode,
         "initialize.before_init.keep_existing": keep,
     }
@@ -253,7 +256,7 @@ def _fine_tune(source, train_path, out, types_path, mode, steps, learn_rate, ref
     return {**evaluate(nlp, refs, target_labels), "train_seconds": seconds}, nlp
 
 
-def _keep_source(source, run_dir, out, types_path, mode, steps, learn_rate, refs, source_dir, k, seed, source_test, source_labels):
+def _keep_source(source, run_dir, out, types_path, mode, tuning, refs, source_dir, k, seed, source_test, source_labels):
     """Fine-tune with the source types kept, replaying a K-shot sample of the source training set."""
     train_dir = run_dir / "support_and_replay"
     train_dir.mkdir(exist_ok=True)
@@ -261,7 +264,7 @@ def _keep_source(source, run_dir, out, types_path, mode, steps, learn_rate, refs
     source_pool = read_docs(source_dir / "train.spacy", spacy.blank("en"))
     replay, _ = sample_support(source_pool, k, seed)
     DocBin(docs=replay).to_disk(train_dir / "replay.spacy")
-    result, nlp = _fine_tune(source, train_dir, out, types_path, mode, steps, learn_rate, refs, True)
+    result, nlp = _fine_tune(source, train_dir, out, types_path, mode, tuning, refs, True)
     forgetting = evaluate(nlp, source_test, source_labels)
     result["source_test"] = {key: forgetting[key] for key in ("precision", "recall", "f1")}
     return result

@@ -11,6 +11,8 @@
 - `spacy_binder.set_labels.v1`, an `[initialize.before_init]` callback, gives a
   sourced binder_ner the target's types before `spacy train` fine-tunes it on a
   few-shot support set (optionally keeping the source types).
+- `spacy_binder.set_loss.v1`, an `[initialize.after_init]` callback, gives it
+  the loss of the fine-tuning run (a sourced component keeps its own settings).
 """
 import random
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from spacy.language import Language
 from spacy.util import registry
 
 from .component import GoldKey, read_type_descriptions
+from .loss import BinderLoss
 
 
 @dataclass
@@ -120,3 +123,20 @@ def make_set_labels(
         return nlp
 
     return set_labels
+
+
+@registry.callbacks("spacy_binder.set_loss.v1")
+def make_set_loss(loss: BinderLoss, component: str = "binder_ner") -> Callable[[Language], Language]:
+    """Train a (sourced) binder_ner with `loss` (`spacy_binder.BinderLoss.v1`).
+
+    spaCy takes a sourced component's settings from its source, so this is how
+    a fine-tuning run changes them, e.g. a larger mention weight: on a few
+    support sentences the threshold term otherwise wins and recall collapses.
+    The saved pipeline keeps the source's loss setting for later training.
+    """
+
+    def set_loss(nlp: Language) -> Language:
+        nlp.get_pipe(component).loss = loss
+        return nlp
+
+    return set_loss

@@ -139,6 +139,23 @@ def test_set_labels_callback(tiny_bert, tmp_path):
     assert ner.labels == ("GENE",)  # a bad label set leaves the old one
 
 
+def test_set_loss_callback_sets_the_training_loss(tiny_bert):
+    """A sourced component keeps its loss settings; the after_init callback replaces them."""
+    nlp = described_nlp(tiny_bert)
+    ner = nlp.get_pipe("binder_ner")
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    scores = ner.predict([eg.predicted for eg in examples])
+    losses = {}
+    for weight in (0.0, 1.0):
+        loss = registry.misc.get("spacy_binder.BinderLoss.v1")(mention_weight=weight)
+        registry.callbacks.get("spacy_binder.set_loss.v1")(loss)(nlp)
+        assert ner.loss is loss
+        losses[weight] = ner.get_loss(examples, scores)[0]
+    thresholds_only, mentions_only = losses[0.0], losses[1.0]
+    assert thresholds_only > 0 and mentions_only > 0 and thresholds_only != pytest.approx(mentions_only)
+
+
 def test_frozen_type_encoder_is_not_updated(tiny_bert):
     nlp = described_nlp(tiny_bert, {"type_encoder_learn_rate_scale": 0.0})
     ner = nlp.get_pipe("binder_ner")
