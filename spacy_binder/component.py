@@ -1,4 +1,5 @@
 """The `binder_ner` pipeline component."""
+import math
 import warnings
 from contextlib import contextmanager
 from functools import partial
@@ -160,6 +161,7 @@ class BinderNER(TrainablePipe):
         self.loss = loss if loss is not None else BinderLoss()
         self.scorer = scorer
         self.type_sampler = type_sampler
+        self._n_updates = 0  # named in the error when a loss is not finite
         self.cfg = {
             "spans_key": spans_key,
             "mode": mode,
@@ -405,6 +407,13 @@ class BinderNER(TrainablePipe):
         keys, texts = self._training_types(examples)
         scores, backprop = self.model.begin_update((docs, texts))
         loss, d_scores = self._loss(examples, scores, keys)
+        self._n_updates += 1
+        if not math.isfinite(loss):
+            raise ValueError(
+                f"[binder_ner] The loss of update {self._n_updates} is {loss}: training "
+                "diverged, and the weights were left as they were before it. Lower the "
+                "learning rate ([training.optimizer] learn_rate) or keep grad_clip on."
+            )
         backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)

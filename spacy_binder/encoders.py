@@ -8,9 +8,10 @@ because that forward silently drops the sub-words of windows that exceed the
 encoder's length limit, and merges the alignments of overlapping windows, while
 BINDER needs every token of every window, aligned per window.
 """
+import os
 import warnings
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy
 import torch
@@ -35,6 +36,16 @@ from .batch import EncodedWindows, Windows
 
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
+
+
+def _one_torch_thread() -> None:
+    """A forked worker (`nlp.pipe(texts, n_process=2)`) inherits torch's thread
+    pool in a state that deadlocks on first use; one intra-op thread per
+    worker avoids it (and the workers share the cores anyway)."""
+    torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_torch_thread)
 
 
 def resolve_encoder_name(name: str) -> str:
@@ -104,30 +115,65 @@ def _tokenizer(model: Model):
     return tokenizer
 
 
-def _tokenize_windows(model: Model, windows: List[Span]) -> Tuple[List[Span], dict]:
-    """Tokenize windows, halving any whose sub-words exceed the encoder limit.
+def _shorten_long_tokens(
+    windows: List[Span], encoding: dict, limit: int, pad_id: int
+) -> Tuple[dict, Dict[Tuple[int, int], int]]:
+    """Encode a token of more than limit // 4 sub-words by its first and last
+    limit // 8 only, in the windows that exceed `limit`: a span still starts
+    and ends on that token, and no neighbour loses its window.
 
-    The halves keep the configured overlap where they can (and warn where they
-    cannot), so spans stay wholly inside some window. Nothing is truncated.
+    Returns the encoding (re-padded) and the shortened tokens, (doc, index) to
+    their number of sub-words.
+    """
+    budget = limit // 4
+    lengths = encoding["attention_mask"].sum(axis=1)
+    keep = encoding["attention_mask"].astype(bool)
+    shortened: Dict[Tuple[int, int], int] = {}
+    for w in numpy.flatnonzero(lengths > limit):
+        window = windows[w]
+        for t, wps in enumerate(get_span2wp_from_offset_mapping(window, encoding["offset_mapping"][w])):
+            if len(wps) > budget:
+                wps = sorted(wps)
+                keep[w, wps[budget // 2 : len(wps) - budget // 2]] = False
+                shortened[(id(window.doc), window.start + t)] = len(wps)
+    if not shortened:
+        return encoding, shortened
+    width = int(keep.sum(axis=1).max())
+    result = {"pad_token": encoding["pad_token"], "input_texts": []}
+    for key, pad in (("input_ids", pad_id), ("attention_mask", 0), ("offset_mapping", 0), ("token_type_ids", 0)):
+        if key in encoding:
+            old = encoding[key]
+            result[key] = numpy.full((len(windows), width) + old.shape[2:], pad, dtype=old.dtype)
+            for w in range(len(windows)):
+                result[key][w, : keep[w].sum()] = old[w][keep[w]]
+    for w, texts in enumerate(encoding["input_texts"]):
+        kept = [text for text, k in zip(texts, keep[w]) if k]
+        result["input_texts"].append(kept + [encoding["pad_token"]] * (width - len(kept)))
+    return result, shortened
+
+
+def _tokenize_windows(model: Model, windows: List[Span]) -> Tuple[List[Span], dict]:
+    """Tokenize windows so that each fits the encoder; nothing is truncated.
+
+    A window over the limit first has its very long tokens (a SMILES string,
+    a URL) shortened (`_shorten_long_tokens`); if it is still too long it is
+    halved, the halves keeping the configured overlap where they can (and
+    warning where they cannot), so spans stay wholly inside some window.
     """
     tokenizer = _tokenizer(model)
     limit = max_wordpieces(model)
     overlap = model.attrs["window"] - model.attrs["stride"]
     while True:
         encoding = huggingface_tokenize(tokenizer, [w.text for w in windows])
+        encoding, shortened = _shorten_long_tokens(windows, encoding, limit, tokenizer.pad_token_id)
         lengths = encoding["attention_mask"].sum(axis=1)
         if lengths.max() <= limit:
-            return windows, encoding
+            break
         fitted: List[Span] = []
         for window, length in zip(windows, lengths):
             if length <= limit:
                 fitted.append(window)
                 continue
-            if len(window) == 1:
-                raise ValueError(
-                    f"The token '{window.text[:50]}' alone is {length} sub-words, more "
-                    f"than encoder '{model.attrs['name']}' accepts ({limit})."
-                )
             half = len(window) // 2
             kept_overlap = min(overlap, len(window) - half - 1)
             if kept_overlap < overlap:
@@ -139,6 +185,13 @@ def _tokenize_windows(model: Model, windows: List[Span]) -> Tuple[List[Span], di
             fitted.append(window[: half + kept_overlap])
             fitted.append(window[half:])
         windows = fitted
+    if shortened:
+        warnings.warn(
+            f"[binder_ner] {len(shortened)} token(s) of more than {limit // 4} sub-words (the "
+            f"longest {max(shortened.values())}) were encoded by their first and last "
+            f"{limit // 8} sub-words only."
+        )
+    return windows, encoding
 
 
 def _window_alignment(
