@@ -121,7 +121,8 @@ def main(results_dir: Path, output: Path) -> None:
     ]
     for name, data in sorted(results.items()):
         lines += target_table(data)
-        lines.append(f"Fine-tuning: {data['steps']} steps at {data['learn_rate']}; spancat ngram sizes "
+        lines.append(f"Fine-tuning: {data['steps']} steps at {data['learn_rate']}, mention weight "
+                     f"{data['mention_weight']}; spancat ngram sizes "
                      f"{data['spancat_sizes'][0]}–{data['spancat_sizes'][1]}.")
         lines.append("")
     notes = results_dir / "fewshot_notes.md"

@@ -411,8 +411,8 @@ class BinderNER(TrainablePipe):
         if not math.isfinite(loss):
             raise ValueError(
                 f"[binder_ner] The loss of update {self._n_updates} is {loss}: training "
-                "diverged, and the weights were left as they were before it. Lower the "
-                "learning rate ([training.optimizer] learn_rate) or keep grad_clip on."
+                "diverged, and this update was not applied. Lower the learning rate "
+                "([training.optimizer] learn_rate) or keep grad_clip on."
             )
         backprop(d_scores)
         if sgd is not None:

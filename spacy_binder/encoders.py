@@ -41,7 +41,9 @@ _BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
 def _one_torch_thread() -> None:
     """A forked worker (`nlp.pipe(texts, n_process=2)`) inherits torch's thread
     pool in a state that deadlocks on first use; one intra-op thread per
-    worker avoids it (and the workers share the cores anyway)."""
+    worker avoids it (and the workers share the cores anyway). This holds for
+    every process forked after spacy_binder is imported: call
+    torch.set_num_threads in a worker that should use more."""
     torch.set_num_threads(1)
 
 
@@ -174,6 +176,11 @@ def _tokenize_windows(model: Model, windows: List[Span]) -> Tuple[List[Span], di
             if length <= limit:
                 fitted.append(window)
                 continue
+            if len(window) == 1:  # cannot happen after shortening; never loop forever
+                raise ValueError(
+                    f"The token '{window.text[:50]}' is still {length} sub-words after "
+                    f"shortening, more than encoder '{model.attrs['name']}' accepts ({limit})."
+                )
             half = len(window) // 2
             kept_overlap = min(overlap, len(window) - half - 1)
             if kept_overlap < overlap:
@@ -285,9 +292,10 @@ def text_encoder_forward(
     windows, encoding = _windows(model, docs)
     if not windows:
         return EncodedWindows.empty(len(docs), model.get_dim("nO")), lambda d: docs
-    hidden, backprop_hidden = _encode_by_length(
-        model, WordpieceBatch.from_batch_encoding(encoding), is_train
-    )
+    wordpieces = WordpieceBatch.from_batch_encoding(encoding)
+    # from_batch_encoding counts every "[PAD]" string as padding, a literal one in the text too
+    wordpieces.lengths = [int(n) for n in encoding["attention_mask"].sum(axis=1)]
+    hidden, backprop_hidden = _encode_by_length(model, wordpieces, is_train)
     encoded = EncodedWindows(
         hidden=hidden,
         windows=_window_alignment(docs, windows, encoding["offset_mapping"]),

@@ -70,6 +70,8 @@ def test_invalid_tag_sequences(scheme, tags, index):
         ("iobes", ["S-A", "I-A", "E-A"], [(0, 1, "A"), (1, 3, "A")], 1),
         ("bilou", ["B-A", "I-A"], [(0, 2, "A")], 1),
         ("iob2", ["B-A", "I-A", "O"], [(0, 2, "A")], 0),
+        ("iob1", ["I-A", "I-B", "B-B"], [(0, 1, "A"), (1, 2, "B"), (2, 3, "B")], 0),
+        ("iobes", ["B-A", "E-B"], [(0, 1, "A"), (1, 2, "B")], 2),
     ],
 )
 def test_repair_reads_broken_sequences_the_conlleval_way(scheme, tags, expected, n_repairs):
@@ -94,6 +96,10 @@ def test_repair_option_lists_every_repair_and_strips_invisible_line_starts(tmp_p
     lines = "\n".join(report.lines())
     assert "tag sequences repaired (--repair): 2" in lines and "zero-width character stripped at the start: 3" in lines
     assert sum(report.mentions_written.values()) == 3  # no mention dropped
+    word = tmp_path / "zero_width_word.tsv"
+    word.write_text("a\tO\n\u200b\tO\nb\tB-X\n", encoding="utf8")
+    docs, report = convert_corpus("iob", word, separator="\t")
+    assert [t.text for t in docs[0]] == ["a", "\u200b", "b"] and report.invisible_stripped == 0
 
 
 def test_iob_file_counts_documents_and_groups(tmp_path):

@@ -36,6 +36,7 @@ NASTY = [
     "CC(C)" * 20_000,
     "the il-2 gene is expressed in human t cells . " * 4_350,  # ~200k characters
     "\t\n".join("the il-2 gene is expressed in jurkat cells".split()),
+    "the il-2 [PAD] gene [CLS] in [SEP] t cells [PAD]",
     *LONG_TOKENS,
 ]
 
@@ -118,9 +119,10 @@ def test_random_text_and_batches(trained_nested, texts, batch_size):
 
 PIPE_SCRIPT = """
 import json, sys, spacy, torch
+torch.set_num_threads(2)
 nlp = spacy.load(sys.argv[1])
 texts = json.loads(sys.argv[2])
-nlp(texts[0])  # torch's threads are up in the parent before the fork
+nlp(texts[0])  # torch's thread pool is up in the parent before the fork
 docs = nlp.pipe(texts, n_process=2, batch_size=2)
 print(json.dumps([[(s.start, s.end, s.label_) for s in doc.spans["sc"]] for doc in docs]))
 """
@@ -147,7 +149,7 @@ def test_a_diverging_update_stops_with_an_error_naming_it(tiny_bert):
     heads = nlp.get_pipe("binder_ner").model.layers[2]
     with torch.no_grad():
         next(heads.shims[0]._model.parameters()).fill_(float("nan"))
-    with pytest.raises(ValueError, match=r"loss of update 2 is nan: training diverged.*Lower the learning rate"):
+    with pytest.raises(ValueError, match=r"loss of update 2 is nan: training diverged, and this update was not applied. Lower the learning rate"):
         nlp.update(examples, sgd=optimizer)
 
 

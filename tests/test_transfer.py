@@ -59,7 +59,7 @@ def test_training_with_sampled_types_still_learns(tiny_bert, tmp_path):
                          '{"label": "N2", "description": "a species of bird"}\n')
     sampler = {"@misc": "spacy_binder.TypeSampler.v1", "keep_prob": 0.7, "name_prob": 0.2,
                "n_mention_types": 2, "negatives": str(negatives), "n_negatives": 1}
-    nlp = overfit_nested(tiny_bert, steps=300, type_sampler=sampler)
+    nlp = overfit_nested(tiny_bert, steps=400, type_sampler=sampler)
     ner = nlp.get_pipe("binder_ner")
     assert ner.labels == tuple(DESCRIPTIONS)  # sampling never changes the label set
     assert nlp.evaluate(make_examples(nlp))["spans_sc_f"] >= 0.9

@@ -114,7 +114,8 @@ def read_iob(
     with Path(path).open(encoding="utf8") as file:
         for line_no, line in enumerate(file, 1):
             visible = line.lstrip(INVISIBLE)
-            if visible != line:
+            # stripped unless the invisible character is the line's word itself
+            if visible != line and (not visible.strip() or not visible[0].isspace()):
                 report.invisible_stripped += 1
                 line = visible
             columns = line.rstrip("\n").split(separator)

@@ -1,6 +1,6 @@
 """Fine-tuning settings compared on a target's dev split minus the support set.
 
-python benchmarks/fewshot_dev.py CORPUS_DIR OUTPUT.json --source MODEL NAME=STEPS:LEARN_RATE:MENTION_WEIGHT ...
+python benchmarks/finetune_dev.py CORPUS_DIR OUTPUT.json --source MODEL NAME=STEPS:LEARN_RATE:MENTION_WEIGHT ...
 
 The few-shot benchmark scores on test; the fine-tuning settings of
 configs/binder_fewshot.cfg are chosen here: each support set is drawn from the
@@ -35,12 +35,17 @@ def main(
     pool = read_docs(corpus_dir / target / "dev.spacy", spacy.blank("en"))
     types_path = TYPES / f"{target}.jsonl"
     mode = "nested" if TARGETS[target][2] else "flat"
+    seed_list = [int(seed) for seed in seeds.split(",")]
     for item in settings:
         name, _, values = item.partition("=")
         steps, learn_rate, mention_weight = values.split(":")
         tuning = (int(steps), float(learn_rate), float(mention_weight))
-        for seed in [int(s) for s in seeds.split(",")]:
+        wanted = {"steps": tuning[0], "learn_rate": tuning[1], "mention_weight": tuning[2], "source": str(source)}
+        for seed in seed_list:
             key = f"{name} | {target} | k={k} | seed={seed}"
+            found = {field: results.get(key, {}).get(field, wanted[field]) for field in wanted}
+            if found != wanted:
+                raise typer.BadParameter(f"{output} has '{key}' with other settings ({found}); give it another name.")
             if key not in results:
                 support, _ = sample_support(pool, k, seed)
                 texts = {doc.text for doc in support}
@@ -50,12 +55,12 @@ def main(
                 DocBin(docs=support).to_disk(run_dir / "support.spacy")
                 result, _ = _fine_tune(source, run_dir / "support.spacy", run_dir / "model", types_path, mode, tuning, rest, False)
                 result.pop("per_type")
-                results[key] = {**result, "steps": tuning[0], "learn_rate": tuning[1], "mention_weight": tuning[2]}
+                results[key] = {**result, **wanted}
                 output.write_text(json.dumps(results, indent=2))
                 shutil.rmtree(run_dir / "model", ignore_errors=True)
             r = results[key]
             typer.echo(f"{key}: P {100 * r['precision']:.1f} R {100 * r['recall']:.1f} F1 {100 * r['f1']:.1f}")
-        f1 = [100 * results[f"{name} | {target} | k={k} | seed={s}"]["f1"] for s in seeds.split(",")]
+        f1 = [100 * results[f"{name} | {target} | k={k} | seed={seed}"]["f1"] for seed in seed_list]
         typer.secho(f"{name}: F1 {statistics.mean(f1):.1f} ± {statistics.pstdev(f1):.1f} over seeds {seeds}", bold=True)
 
 
