@@ -40,6 +40,7 @@ from nnshot import nnshot_predict
 from run import fresh_docs
 from spacy_binder.component import read_type_descriptions
 from spacy_binder.encoders import resolve_encoder_name
+from spacy_binder.init_config import init_config
 from spacy_binder.sampler import sample_support
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,12 +228,9 @@ def _scratch_overrides(run_dir: Path, encoder: str, steps: int) -> Dict[str, obj
 
 
 def _support_only(run_dir, out, types_path, mode, steps, encoder, refs) -> Dict[str, object]:
-    config = CONFIGS / ("binder_nested.cfg" if mode == "nested" else "binder_flat.cfg")
-    overrides = {
-        **_scratch_overrides(run_dir, encoder, steps),
-        "paths.descriptions": str(types_path),
-        "components.binder_ner.model.heads_learn_rate_scale": 10.0,
-    }
+    config = run_dir / f"binder_{mode}.cfg"
+    init_config(mode).to_disk(config)
+    overrides = {**_scratch_overrides(run_dir, encoder, steps), "paths.descriptions": str(types_path)}
     seconds = train(config, out, overrides)
     return {**evaluate(_trained(out), refs), "train_seconds": seconds}
 

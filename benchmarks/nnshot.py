@@ -20,7 +20,7 @@ OUTSIDE = ""
 
 def token_vectors(nlp: Language, docs: List[Doc], batch_size: int = 64) -> List[torch.Tensor]:
     """(n_tokens, width) per Doc; tokens without sub-words get zero vectors."""
-    text_encoder = nlp.get_pipe("binder_ner").model.layers[0]
+    text_encoder = nlp.get_pipe("binder_ner").model.get_ref("text_encoder")
     out: List[torch.Tensor] = []
     for first in range(0, len(docs), batch_size):
         batch = docs[first : first + batch_size]

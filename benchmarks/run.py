@@ -37,6 +37,7 @@ from spacy.util import load_config, minibatch
 from thinc.api import Adam, fix_random_seed
 
 from spacy_binder.encoders import resolve_encoder_name
+from spacy_binder.init_config import detect_mode, init_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -55,8 +56,7 @@ class System:
     trained_as: Optional[str] = None  # reuse another system's trained pipeline
 
 
-def plan_systems(corpus: str, nested: bool, sizes: List[int], ablations: bool) -> List[System]:
-    binder_cfg = ROOT / "configs" / ("binder_nested.cfg" if nested else "binder_flat.cfg")
+def plan_systems(corpus: str, nested: bool, sizes: List[int], ablations: bool, binder_cfg: Path) -> List[System]:
     binder = {"paths.descriptions": str(ROOT / "assets" / "entity_types" / f"{corpus}.jsonl")}
     systems = [
         System("binder_ner", binder_cfg, "spans" if nested else "ents", binder),
@@ -172,7 +172,7 @@ def measure_inference(
     refs = {name: list(DocBin().from_disk(eval_path).get_docs(nlp.vocab)) for name, nlp in nlps.items()}
     words = sum(len(doc) for doc in next(iter(refs.values())))
     binder = nlps["binder_ner"]
-    text_encoder = binder.get_pipe("binder_ner").model.layers[0]
+    text_encoder = binder.get_pipe("binder_ner").model.get_ref("text_encoder")
 
     def bare_encoder(docs: List[Doc]) -> None:
         for batch in minibatch(docs, 64):
@@ -265,15 +265,6 @@ def span_widths(path: Path) -> List[int]:
     return [len(span) for doc in DocBin().from_disk(path).get_docs(nlp.vocab) for span in doc.spans.get("sc", [])]
 
 
-def is_nested(path: Path) -> bool:
-    nlp = spacy.blank("en")
-    for doc in DocBin().from_disk(path).get_docs(nlp.vocab):
-        ends = sorted((s.start, s.end) for s in doc.spans.get("sc", []))
-        if any(b[0] < a[1] for a, b in zip(ends, ends[1:])):
-            return True
-    return False
-
-
 def main(
     corpus_dir: Path,
     results_dir: Path,
@@ -284,7 +275,6 @@ def main(
     eval_frequency: int = 100,
     learn_rate: float = 1e-4,
     warmup_steps: int = 50,
-    heads_lr_scale: float = 10.0,
     ablations: str = typer.Option("genia", help="Corpora that also get the ablations"),
     scaling_corpus: str = "ncbi",
     scaling: str = typer.Option("1000,5000,20000", help="Document sizes in words"),
@@ -298,12 +288,17 @@ def main(
     for corpus in [c.strip() for c in corpora.split(",") if c.strip()]:
         splits = prepare_corpus(corpus_dir / corpus, work_dir / corpus / "corpus", max_sentences)
         eval_split = "test" if "test" in splits else "dev"
-        nested = is_nested(splits["train"])
+        mode = detect_mode(DocBin().from_disk(splits["train"]).get_docs(spacy.blank("en").vocab))
+        nested = mode == "nested"
+        binder_cfg = work_dir / corpus / "binder.cfg"
+        binder_cfg.parent.mkdir(parents=True, exist_ok=True)
+        binder_config = init_config(mode)
+        binder_config.to_disk(binder_cfg)
         train_widths = span_widths(splits["train"])
         eval_widths = span_widths(splits[eval_split])
         max_width = min(max(train_widths, default=1), 30)
         sizes = list(range(1, max_width + 1))
-        systems = plan_systems(corpus, nested, sizes, corpus in ablations.split(","))
+        systems = plan_systems(corpus, nested, sizes, corpus in ablations.split(","), binder_cfg)
         shared = {
             "paths.train": str(splits["train"]),
             "paths.dev": str(splits["dev"]),
@@ -313,10 +308,6 @@ def main(
             "training.optimizer.learn_rate.initial_rate": learn_rate,
             "training.optimizer.learn_rate.warmup_steps": warmup_steps,
         }
-        binder_shared = {"components.binder_ner.model.heads_learn_rate_scale": heads_lr_scale}
-        for s in systems:
-            if s.config.name.startswith("binder"):
-                s.overrides = {**binder_shared, **s.overrides}
         models, training = {}, {}
         for s in systems:
             if s.trained_as is None:
@@ -350,7 +341,7 @@ def main(
                 "batch_words": 400,
                 "learn_rate": learn_rate,
                 "warmup_steps": warmup_steps,
-                "binder_heads_learn_rate_scale": heads_lr_scale,
+                "binder_heads_learn_rate_scale": binder_config["components"]["binder_ner"]["model"]["heads_learn_rate_scale"],
                 "encoder": encoder,
             },
             "spancat_suggester": {

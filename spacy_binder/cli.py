@@ -1,12 +1,15 @@
-"""`python -m spacy_binder`: corpus conversion, distant labelling and K-shot sampling."""
+"""`python -m spacy_binder`: corpus conversion, distant labelling, K-shot sampling
+and training configs."""
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import spacy
 import typer
 from spacy.tokens import DocBin
 
 from .convert import FORMATS, SCHEMES, ConversionReport, convert_corpus, distant_corpus
+from .encoders import BUNDLED_ENCODER
+from .init_config import MAX_PASSES, MAX_STEPS, default_max_steps, detect_mode, init_config
 from .sampler import sample_support
 
 app = typer.Typer(help="spacy-binder tools", no_args_is_help=True, add_completion=False)
@@ -96,3 +99,44 @@ def fewshot_sample(
     for line in report.lines(len(support)):
         typer.echo(line)
     typer.echo(f"wrote {len(support)} docs to {output}")
+
+
+@app.command("init-config")
+def init_config_command(
+    output: Path = typer.Argument(..., help="The training config to write"),
+    mode: str = typer.Option("auto", help="flat, nested, or auto: nested when gold spans of --train overlap"),
+    train: Optional[Path] = typer.Option(None, exists=True, help="The training .spacy file (paths.train; read by --mode auto)"),
+    dev: Optional[Path] = typer.Option(None, exists=True, help="The dev .spacy file (paths.dev)"),
+    descriptions: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help='JSONL of {"label", "description"} (paths.descriptions)'),
+    labels: str = typer.Option("", help="Comma-separated labels (default: those of the data and the descriptions)"),
+    encoder: str = typer.Option(BUNDLED_ENCODER, help="Hugging Face encoder name or local folder (paths.encoder)"),
+    max_steps: int = typer.Option(0, help=f"Training steps; 0: {MAX_STEPS}, or {MAX_PASSES} passes over a smaller --train"),
+    spans_key: str = typer.Option("sc", help="Key of the gold span group"),
+    lang: str = typer.Option("en", help="Language of the vocabulary"),
+) -> None:
+    """Write a complete binder_ner training config: `spacy train OUTPUT` then trains."""
+    docs = list(DocBin().from_disk(train).get_docs(spacy.blank(lang).vocab)) if train else []
+    try:
+        if mode == "auto":
+            if train is None:
+                raise ValueError("--mode auto reads the training data: give --train FILE, or --mode flat or nested.")
+            mode = detect_mode(docs, spans_key)
+            typer.echo(f"mode {mode}: gold spans {'overlap' if mode == 'nested' else 'never overlap'} in {train}")
+        if max_steps == 0:
+            n_words = sum(len(doc) for doc in docs)
+            max_steps = default_max_steps(n_words) if train else MAX_STEPS
+            typer.echo(f"max_steps {max_steps}" + (f" for the {n_words} words of {train}" if train else ""))
+        wanted = [label.strip() for label in labels.split(",") if label.strip()]
+        config = init_config(
+            mode, max_steps=max_steps, encoder=encoder, descriptions=descriptions, labels=wanted, spans_key=spans_key
+        )
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    config["nlp"]["lang"] = lang
+    config["paths"]["train"] = str(train) if train is not None else None
+    config["paths"]["dev"] = str(dev) if dev is not None else None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    config.to_disk(output)
+    missing = "".join(f" --paths.{name} {name.upper()}" for name, path in (("train", train), ("dev", dev)) if path is None)
+    typer.echo(f"wrote {output}: spacy train {output}{missing}")

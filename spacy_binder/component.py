@@ -1,11 +1,10 @@
 """The `binder_ner` pipeline component."""
 import math
-import warnings
 from contextlib import contextmanager
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
 import srsly
@@ -13,18 +12,23 @@ from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from .batch import BinderScores, gold_targets
-from .decode import STRATEGIES, decode
+from .decode import STRATEGIES, decode, select
 from .encoders import window_layout
+from .errors import warn
 from .loss import BinderLoss
 from .model import clear_type_cache
+from .scorer import binder_score
 
 # What a type's gold mentions are: ("label", label) or ("text", lower-cased mention
 # text) (spacy_binder.transfer.TypeSampler); None: a type with no gold mention.
 GoldKey = Optional[Tuple[str, str]]
+# A minimum span score: one for every label, or per label (others keep 0.5).
+Threshold = Union[float, Dict[str, float]]
 
 MODES = ("nested", "flat")
 INIT_SAMPLE_SIZE = 10
@@ -38,7 +42,6 @@ width_embedding_size = 128
 max_span_width = 30
 dropout = 0.1
 init_temperature = 0.07
-heads_learn_rate_scale = 10.0
 
 [model.text_encoder]
 @architectures = "spacy_binder.TextEncoder.v1"
@@ -67,6 +70,8 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_BINDER_MODEL)["model"]
         "loss": {"@misc": "spacy_binder.BinderLoss.v1"},
         "scorer": {"@scorers": "spacy_binder.scorer.v1"},
         "type_sampler": None,
+        "threshold": 0.5,
+        "labels": None,
     },
     default_score_weights={"spans_sc_f": 1.0, "spans_sc_p": 0.0, "spans_sc_r": 0.0},
 )
@@ -80,6 +85,8 @@ def make_binder_ner(
     loss: BinderLoss,
     scorer: Optional[Callable],
     type_sampler: Optional[Callable] = None,
+    threshold: Threshold = 0.5,
+    labels: Optional[List[str]] = None,
 ) -> "BinderNER":
     """Nested or flat NER with BINDER's bi-encoder.
 
@@ -88,6 +95,10 @@ def make_binder_ner(
     "joint" (start and end must also beat their thresholds). type_sampler
     (`spacy_binder.TypeSampler.v1`): vary the types of each training step so
     that types never trained on are predicted too (zero-shot).
+    threshold and labels are prediction-time controls, also given per call
+    through `component_cfg`: the minimum span score in [0.5, 1] (0.5 keeps every
+    span above its dynamic threshold; per label as {label: value}), and the
+    labels to predict (null: all).
     """
     return BinderNER(
         nlp.vocab,
@@ -99,6 +110,8 @@ def make_binder_ner(
         loss=loss,
         scorer=scorer,
         type_sampler=type_sampler,
+        threshold=threshold,
+        labels=labels,
     )
 
 
@@ -132,6 +145,16 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"Unknown binder_ner mode '{mode}': use one of {MODES}.")
 
 
+def _check_threshold(threshold: Threshold) -> None:
+    values = threshold.values() if isinstance(threshold, Mapping) else [threshold]
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value <= 1.0:
+            raise ValueError(
+                f"binder_ner threshold must lie in [0.5, 1], got {value!r}: it is the "
+                "minimum span score, and 0.5 keeps every span above its dynamic threshold."
+            )
+
+
 class BinderNER(TrainablePipe):
     """Predict entity spans by matching span vectors with type-description vectors."""
 
@@ -145,10 +168,13 @@ class BinderNER(TrainablePipe):
         mode: str = "nested",
         strategy: str = "span",
         loss: Optional[BinderLoss] = None,
-        scorer: Optional[Callable] = None,
+        scorer: Optional[Callable] = binder_score,
         type_sampler: Optional[Callable] = None,
+        threshold: Threshold = 0.5,
+        labels: Optional[Sequence[str]] = None,
     ) -> None:
         _check_mode(mode)
+        _check_threshold(threshold)
         if strategy not in STRATEGIES:
             raise ValueError(
                 f"Unknown binder_ner strategy '{strategy}': use one of {STRATEGIES}."
@@ -161,6 +187,10 @@ class BinderNER(TrainablePipe):
         self.loss = loss if loss is not None else BinderLoss()
         self.scorer = scorer
         self.type_sampler = type_sampler
+        # Prediction-time defaults (config, not saved with the weights: a load
+        # can override them).
+        self.threshold = threshold
+        self.predict_labels = list(labels) if labels is not None else None
         self._n_updates = 0  # named in the error when a loss is not finite
         self.cfg = {
             "spans_key": spans_key,
@@ -180,8 +210,10 @@ class BinderNER(TrainablePipe):
         return tuple(self.cfg["labels"])
 
     @property
-    def label_data(self) -> List[str]:
-        return list(self.labels)
+    def label_data(self) -> Dict[str, Optional[str]]:
+        """{label: description, or None for a keyword label}: what `spacy init
+        labels` saves and `initialize(labels=...)` takes back."""
+        return {label: self.cfg["descriptions"].get(label) for label in self.labels}
 
     @property
     def descriptions(self) -> List[str]:
@@ -249,17 +281,21 @@ class BinderNER(TrainablePipe):
         get_examples: Callable[[], Iterable[Example]],
         *,
         nlp: Optional[Language] = None,
-        labels: Optional[Sequence[str]] = None,
+        labels: Optional[Union[Sequence[str], Mapping[str, Optional[str]]]] = None,
         descriptions: Optional[Union[str, Path]] = None,
     ) -> None:
         """Set labels and descriptions and load the encoders.
 
-        labels: the entity types; inferred from the examples when not given.
+        labels: the entity types, or {label: description or None} as
+            `label_data` gives it (`spacy init labels`); inferred from the
+            examples when not given.
         descriptions: a JSONL file of {"label", "description"}; types named
             there are added too.
         """
         validate_get_examples(get_examples, "BinderNER.initialize")
         described = read_type_descriptions(descriptions) if descriptions else {}
+        if isinstance(labels, Mapping):
+            described.update({label: text for label, text in labels.items() if text is not None})
         inferred = set(described)
         n_examples = n_missing = 0
         first_missing: Optional[Example] = None
@@ -273,8 +309,8 @@ class BinderNER(TrainablePipe):
         if n_missing == n_examples and not (labels or described or self.labels):
             self._gold_spans(first_missing)  # raises: names the key and the keys found
         if 0 < n_missing < n_examples:
-            warnings.warn(
-                f"[binder_ner] {n_missing} of {n_examples} training examples have no "
+            warn(
+                f"{n_missing} of {n_examples} training examples have no "
                 f"doc.spans['{self.key}']; training on them will fail."
             )
         for label in labels if labels is not None else sorted(inferred):
@@ -282,8 +318,8 @@ class BinderNER(TrainablePipe):
         self._require_labels()
         keywords = [label for label in self.labels if label not in self.cfg["descriptions"]]
         if keywords:
-            warnings.warn(
-                f"[binder_ner] No description for label(s) {keywords}: their names are "
+            warn(
+                f"No description for label(s) {keywords}: their names are "
                 "used as keywords. Descriptions in annotation-guideline style work "
                 "better; give them in a JSONL file ('descriptions' under "
                 "[initialize.components.<name>]) or with add_label(label, description=...)."
@@ -340,7 +376,7 @@ class BinderNER(TrainablePipe):
 
     def _warn_unlearnable(self, get_examples: Callable[[], Iterable[Example]]) -> None:
         """Count the gold spans the model cannot learn to predict, and say so."""
-        text_encoder = self.model.layers[0]
+        text_encoder = self.model.get_ref("text_encoder")
         max_width = self.model.attrs["max_span_width"]
         n_spans = n_too_wide = n_unaligned = 0
         examples = (eg for eg in get_examples() if self._has_gold(eg.reference))
@@ -352,26 +388,80 @@ class BinderNER(TrainablePipe):
             n_too_wide += gold.n_too_wide
             n_unaligned += gold.n_unaligned
         if n_too_wide:
-            warnings.warn(
-                f"[binder_ner] {n_too_wide} of {n_spans} gold spans are wider than "
+            warn(
+                f"{n_too_wide} of {n_spans} gold spans are wider than "
                 f"max_span_width={max_width} tokens and cannot be predicted. Raise "
                 "max_span_width in [components.<name>.model] to learn them."
             )
         if n_unaligned:
-            warnings.warn(
-                f"[binder_ner] {n_unaligned} of {n_spans} gold spans start or end on a "
+            warn(
+                f"{n_unaligned} of {n_spans} gold spans start or end on a "
                 "token the encoder's tokenizer maps to no sub-word (or cross every "
                 "window edge), and cannot be predicted."
             )
+
+    def __call__(
+        self, doc: Doc, *, threshold: Optional[Threshold] = None, labels: Optional[Sequence[str]] = None
+    ) -> Doc:
+        """Annotate one Doc; threshold and labels override the config for this call."""
+        min_scores = self._min_scores(threshold, labels)
+        error_handler = self.get_error_handler()
+        try:
+            self._annotate([doc], self.predict([doc]), min_scores)
+            return doc
+        except Exception as e:
+            error_handler(self.name, self, [doc], e)
+
+    def pipe(
+        self,
+        stream: Iterable[Doc],
+        *,
+        batch_size: int = 128,
+        threshold: Optional[Threshold] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> Iterator[Doc]:
+        """Annotate a stream of Docs; threshold and labels as in `__call__`."""
+        min_scores = self._min_scores(threshold, labels)
+        error_handler = self.get_error_handler()
+        for docs in minibatch(stream, size=batch_size):
+            try:
+                self._annotate(docs, self.predict(docs), min_scores)
+                yield from docs
+            except Exception as e:
+                error_handler(self.name, self, docs, e)
+
+    def _min_scores(self, threshold: Optional[Threshold], labels: Optional[Sequence[str]]) -> List[float]:
+        """The minimum score of each label's spans; inf for a label not asked for."""
+        self._require_labels()
+        threshold = self.threshold if threshold is None else threshold
+        labels = self.predict_labels if labels is None else labels
+        _check_threshold(threshold)
+        if isinstance(labels, str):
+            raise ValueError(f"binder_ner labels must be a list of labels, got the string {labels!r}.")
+        per_label = threshold if isinstance(threshold, Mapping) else {}
+        wanted = set(self.labels) if labels is None else set(labels)
+        for what, names in (("threshold", per_label), ("labels", wanted)):
+            unknown = sorted(set(names) - set(self.labels))
+            if unknown:
+                raise ValueError(
+                    f"binder_ner {what} names unknown label(s) {unknown}: its labels are "
+                    f"{list(self.labels)}."
+                )
+        default = 0.5 if isinstance(threshold, Mapping) else threshold
+        return [
+            per_label.get(label, default) if label in wanted else math.inf for label in self.labels
+        ]
 
     def predict(self, docs: Iterable[Doc]) -> BinderScores:
         self._require_labels()
         return self.model.predict((list(docs), self.descriptions))
 
     def set_annotations(self, docs: Iterable[Doc], scores: BinderScores) -> None:
-        docs = list(docs)
+        self._annotate(list(docs), scores, self._min_scores(None, None))
+
+    def _annotate(self, docs: List[Doc], scores: BinderScores, min_scores: Sequence[float]) -> None:
         flat = self.cfg["mode"] == "flat"
-        predictions = decode(scores, strategy=self.cfg["strategy"], flat=flat)
+        predictions = select(decode(scores, strategy=self.cfg["strategy"], flat=flat), min_scores)
         labels = self.labels
         for doc, doc_predictions in zip(docs, predictions):
             group = SpanGroup(
@@ -454,13 +544,12 @@ class BinderNER(TrainablePipe):
     def finish_update(self, sgd: Optimizer) -> None:
         """Step the text encoder at the optimizer's rate, the type encoder and
         the fresh heads at their own scales of it."""
-        text_encoder, type_encoder, heads = self.model.layers
-        text_encoder.finish_update(sgd)
+        self.model.get_ref("text_encoder").finish_update(sgd)
         type_scale = self.model.attrs["type_encoder_learn_rate_scale"]
         if type_scale > 0:
-            type_encoder.finish_update(partial(sgd, lr_scale=type_scale))
+            self.model.get_ref("type_encoder").finish_update(partial(sgd, lr_scale=type_scale))
             clear_type_cache(self.model)
-        heads.finish_update(partial(sgd, lr_scale=self.model.attrs["heads_learn_rate_scale"]))
+        self.model.get_ref("heads").finish_update(partial(sgd, lr_scale=self.model.attrs["heads_learn_rate_scale"]))
 
     @contextmanager
     def use_params(self, params: dict):

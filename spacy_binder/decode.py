@@ -5,8 +5,10 @@ A span is predicted for type k when its span similarity beats the window's
 its start and end similarities beat the [CLS] thresholds. Predictions of
 overlapping windows are merged keeping each span's best score. Scores are
 sigmoid(similarity - threshold): above 0.5 means above the dynamic threshold.
+`select` applies the prediction-time controls afterwards, so a higher cut-off or
+fewer labels only ever remove spans.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy
 import torch
@@ -66,3 +68,8 @@ def remove_overlap(predictions: List[Prediction]) -> List[Prediction]:
             taken[start:end] = True
             kept.append(prediction)
     return sorted(kept)
+
+
+def select(predictions: List[List[Prediction]], min_scores: Sequence[float]) -> List[List[Prediction]]:
+    """Keep the spans whose score reaches their label's minimum (inf drops the label)."""
+    return [[p for p in doc_predictions if p[3] >= min_scores[p[2]]] for doc_predictions in predictions]

@@ -9,7 +9,6 @@ encoder's length limit, and merges the alignments of overlapping windows, while
 BINDER needs every token of every window, aligned per window.
 """
 import os
-import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -33,6 +32,7 @@ from thinc.api import Model
 from transformers.file_utils import ModelOutput
 
 from .batch import EncodedWindows, Windows
+from .errors import warn_once
 
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
@@ -94,7 +94,7 @@ def _init_encoder(model: Model, X=None, Y=None) -> None:
 
 def max_wordpieces(model: Model) -> int:
     """The longest input, special tokens included, the encoder accepts."""
-    hf = model.layers[0].shims[0]._hfmodel
+    hf = model.get_ref("transformer").shims[0]._hfmodel
     limit = hf.tokenizer.model_max_length
     if limit > 100_000:  # the tokenizer does not know; ask the model
         limit = hf.transformer.config.max_position_embeddings
@@ -102,7 +102,7 @@ def max_wordpieces(model: Model) -> int:
 
 
 def _tokenizer(model: Model):
-    tokenizer = model.layers[0].shims[0]._hfmodel.tokenizer
+    tokenizer = model.get_ref("transformer").shims[0]._hfmodel.tokenizer
     if tokenizer is None:
         raise ValueError(
             "The binder_ner encoder is not initialized: call nlp.initialize() "
@@ -184,8 +184,9 @@ def _tokenize_windows(model: Model, windows: List[Span]) -> Tuple[List[Span], di
             half = len(window) // 2
             kept_overlap = min(overlap, len(window) - half - 1)
             if kept_overlap < overlap:
-                warnings.warn(
-                    f"[binder_ner] Text at token {window.start} has so many sub-words "
+                warn_once(
+                    "window overlap",
+                    f"Text at token {window.start} has so many sub-words "
                     f"per token that its windows overlap by only {kept_overlap} tokens "
                     f"instead of {overlap}."
                 )
@@ -193,8 +194,9 @@ def _tokenize_windows(model: Model, windows: List[Span]) -> Tuple[List[Span], di
             fitted.append(window[half:])
         windows = fitted
     if shortened:
-        warnings.warn(
-            f"[binder_ner] {len(shortened)} token(s) of more than {limit // 4} sub-words (the "
+        warn_once(
+            "long tokens",
+            f"{len(shortened)} token(s) of more than {limit // 4} sub-words (the "
             f"longest {max(shortened.values())}) were encoded by their first and last "
             f"{limit // 8} sub-words only."
         )
@@ -271,7 +273,7 @@ def _encode_by_length(
     hidden: Optional[torch.Tensor] = None
     backprops = []
     for rows in groups:
-        output, backprop_group = model.layers[0](_rows(wordpieces, rows), is_train)
+        output, backprop_group = model.get_ref("transformer")(_rows(wordpieces, rows), is_train)
         group_hidden = output.last_hidden_state
         if hidden is None:
             shape = (len(wordpieces), wordpieces.input_ids.shape[1], group_hidden.shape[-1])
@@ -324,7 +326,7 @@ def type_encoder_forward(
                 f"sub-words long; the type encoder accepts at most {limit}. "
                 "Shorten the description."
             )
-    output, backprop_hf = model.layers[0](
+    output, backprop_hf = model.get_ref("transformer")(
         WordpieceBatch.from_batch_encoding(encoding), is_train
     )
     hidden = output.last_hidden_state
@@ -346,11 +348,13 @@ def _encoder(
     grad_scaler_config: dict,
     **attrs,
 ) -> Model:
+    transformer = _hf_model(mixed_precision, grad_scaler_config)
     return Model(
         kind,
         forward,
         init=_init_encoder,
-        layers=[_hf_model(mixed_precision, grad_scaler_config)],
+        layers=[transformer],
+        refs={"transformer": transformer},
         dims={"nO": None},
         attrs={"name": name, "has_transformer": False, **attrs},
     )

@@ -42,18 +42,27 @@ def contrastive_terms(
     return mention_loss.sum(), positive.sum(), threshold_loss.sum(), threshold.numel()
 
 
+@registry.misc("spacy_binder.BinderLoss.v1")
 @dataclass
 class BinderLoss:
     """L = β Σ_h w_h ℓ_h + (1 - β) Σ_h w_h ℓ_h^threshold over h in start, end, span.
 
-    Mention terms are averaged over gold mentions, threshold terms over
-    (window, type) pairs.
+    `spacy_binder.BinderLoss.v1`: the head weights α (start), γ (end), λ (span)
+    and the mention/threshold balance β (mention_weight). Mention terms are
+    averaged over gold mentions, threshold terms over (window, type) pairs.
     """
 
     start_weight: float = 0.2
     end_weight: float = 0.2
     span_weight: float = 0.6
     mention_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("start_weight", "end_weight", "span_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Loss weight {name} must be >= 0, got {getattr(self, name)}.")
+        if not 0.0 <= self.mention_weight <= 1.0:
+            raise ValueError(f"mention_weight must lie in [0, 1], got {self.mention_weight}.")
 
     def __call__(self, scores: BinderScores, gold: GoldTargets) -> torch.Tensor:
         device = scores.span.device
@@ -80,22 +89,3 @@ class BinderLoss:
         grads = [leaf.grad.to(t.dtype) for leaf, t in zip(leaves, scores.tensors)]
         return float(loss.detach()), scores.with_tensors(grads)
 
-
-@registry.misc("spacy_binder.BinderLoss.v1")
-def configure_binder_loss(
-    start_weight: float = 0.2,
-    end_weight: float = 0.2,
-    span_weight: float = 0.6,
-    mention_weight: float = 0.5,
-) -> BinderLoss:
-    """`spacy_binder.BinderLoss.v1`: α, γ, λ and the mention/threshold balance β."""
-    for name, value in (
-        ("start_weight", start_weight),
-        ("end_weight", end_weight),
-        ("span_weight", span_weight),
-    ):
-        if value < 0:
-            raise ValueError(f"Loss weight {name} must be >= 0, got {value}.")
-    if not 0.0 <= mention_weight <= 1.0:
-        raise ValueError(f"mention_weight must lie in [0, 1], got {mention_weight}.")
-    return BinderLoss(start_weight, end_weight, span_weight, mention_weight)

@@ -4,7 +4,6 @@ Input: (docs, type descriptions). Output: `BinderScores`, the similarities of
 every window position and candidate span to every type, with the dynamic
 thresholds. Backprop takes a `BinderScores` holding the gradients.
 """
-import warnings
 from typing import Callable, List, Optional, Tuple
 
 import torch
@@ -13,6 +12,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
 
 from .batch import BinderScores, EncodedWindows, Windows
+from .errors import warn
 from .heads import BinderHeads
 
 InT = Tuple[List[Doc], List[str]]
@@ -27,7 +27,7 @@ def build_binder_model(
     max_span_width: int = 30,
     dropout: float = 0.1,
     init_temperature: float = 0.07,
-    heads_learn_rate_scale: float = 1.0,
+    heads_learn_rate_scale: float = 10.0,
     thresholds: str = "dynamic",
     type_encoder_learn_rate_scale: float = 1.0,
 ) -> Model[InT, BinderScores]:
@@ -51,7 +51,7 @@ def build_binder_model(
         )
     overlap = text_encoder.attrs["window"] - text_encoder.attrs["stride"]
     if overlap < max_span_width:
-        warnings.warn(
+        warn(
             f"The text encoder's windows overlap by {overlap} tokens, fewer than "
             f"max_span_width={max_span_width}: an entity longer than {overlap} tokens "
             "that crosses a window edge cannot be found. Set window - stride >= "
@@ -69,6 +69,7 @@ def build_binder_model(
         forward,
         init=init,
         layers=[text_encoder, type_encoder, heads],
+        refs={"text_encoder": text_encoder, "type_encoder": type_encoder, "heads": heads},
         attrs={
             "max_span_width": max_span_width,
             "heads_learn_rate_scale": heads_learn_rate_scale,
@@ -79,9 +80,8 @@ def build_binder_model(
 
 
 def init(model: Model, X: Optional[InT] = None, Y=None) -> None:
-    text_encoder, type_encoder, heads = model.layers
-    text_encoder.initialize()
-    type_encoder.initialize()
+    model.get_ref("text_encoder").initialize()
+    model.get_ref("type_encoder").initialize()
     if X is not None and X[1]:
         # One pass to give the lazy head layers their input widths.
         model.predict(X)
@@ -89,13 +89,12 @@ def init(model: Model, X: Optional[InT] = None, Y=None) -> None:
 
 def forward(model: Model, inputs: InT, is_train: bool) -> Tuple[BinderScores, Callable]:
     docs, descriptions = inputs
-    text_encoder, _, heads = model.layers
-    encoded, backprop_text = text_encoder(docs, is_train)
+    encoded, backprop_text = model.get_ref("text_encoder")(docs, is_train)
     types, backprop_types = _type_vectors(model, descriptions, is_train)
     if len(encoded.windows) == 0:
         empty = _empty_scores(encoded.windows, len(docs), len(descriptions), model)
         return empty, lambda d_scores: inputs
-    outputs, backprop_heads = heads((encoded.hidden, types, encoded.windows), is_train)
+    outputs, backprop_heads = model.get_ref("heads")((encoded.hidden, types, encoded.windows), is_train)
     scores = BinderScores(*outputs, windows=encoded.windows, n_docs=len(docs))
 
     def backprop(d_scores: BinderScores) -> InT:
@@ -117,7 +116,7 @@ def _type_vectors(
 ) -> Tuple[torch.Tensor, Callable]:
     """Type [CLS] vectors: recomputed in training, cached for prediction and
     for training with a frozen type encoder."""
-    type_encoder = model.layers[1]
+    type_encoder = model.get_ref("type_encoder")
     if is_train and model.attrs["type_encoder_learn_rate_scale"] > 0:
         clear_type_cache(model)
         return type_encoder(descriptions, is_train)

@@ -9,13 +9,14 @@ positions; everything else is spaCy's own tokenizer (settings, special cases,
 serialization).
 """
 import re
-import warnings
 from typing import Callable, Iterable, Iterator
 
 from spacy.language import Language, create_tokenizer
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
 from spacy.util import registry
+
+from .errors import warn_once
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 SHOWN_POSITIONS = 10
@@ -32,8 +33,9 @@ class SurrogateSafeTokenizer:
         if positions:
             shown = ", ".join(map(str, positions[:SHOWN_POSITIONS]))
             more = f" and {len(positions) - SHOWN_POSITIONS} more" if len(positions) > SHOWN_POSITIONS else ""
-            warnings.warn(
-                f"[binder_ner] {len(positions)} lone surrogate character(s) (not valid Unicode, "
+            warn_once(
+                "surrogates",
+                f"{len(positions)} lone surrogate character(s) (not valid Unicode, "
                 f"as surrogateescape decoding leaves them) at character {shown}{more} of a "
                 f"{len(text)}-character text were read as U+FFFD."
             )

@@ -12,6 +12,7 @@ from thinc.api import Config, fix_random_seed
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_bert import build_tiny_bert  # noqa: E402
 
+from spacy_binder import errors  # noqa: E402
 from spacy_binder.component import DEFAULT_BINDER_MODEL  # noqa: E402
 
 # Our own nested toy sentences: (text, [(start, end, label), ...]) over spaCy tokens.
@@ -34,6 +35,12 @@ DESCRIPTIONS = {
     "RNA": "an rna or mrna molecule",
     "CELL": "a cell type, cell line or cell population",
 }
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings():
+    """Each test sees the warnings said once per process afresh."""
+    errors._said.clear()
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +91,11 @@ def repeated(example, times: int):
     text, spans = example
     n = len(text.split())
     return (" ".join([text] * times), [(s + r * n, e + r * n, l) for r in range(times) for s, e, l in spans])
+
+
+def spans_with_scores(doc: Doc) -> List[Tuple[int, int, str, float]]:
+    group = doc.spans["sc"]
+    return [(s.start, s.end, s.label_, score) for s, score in zip(group, group.attrs["scores"])]
 
 
 def predicted(doc: Doc, key: str = "sc") -> List[Tuple[int, int, str]]:

@@ -19,7 +19,7 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("results", "training", "corpus"))
     results, report = tmp_path / "results", tmp_path / "BENCHMARKS.md"
     args = {
-        "encoder": tiny_bert, "data_dir": SHARED_DATA, "bench_steps": 4, "bench_eval_frequency": 2,
+        "encoder": tiny_bert, "data_dir": SHARED_DATA, "bench_steps": 4, "bench_eval_frequency": 2, "bench_warmup_steps": 1,
         "bench_max_sentences": 24, "bench_scaling": "300,600", "bench_results": results, "bench_report": report,
     }
     overrides = [item for key, value in args.items() for item in (f"--vars.{key}", str(value))]

@@ -2,12 +2,15 @@ import warnings
 
 import numpy
 import pytest
+import spacy
+import srsly
 from spacy.tokens import Span
 from spacy.training import Example
 
-from conftest import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, overfit_nested, predicted, repeated, train
+from conftest import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, overfit_nested, predicted, repeated, spans_with_scores, train
 from spacy_binder.batch import gold_targets
 from spacy_binder.encoders import max_wordpieces, window_layout
+from spacy_binder.errors import BinderWarning
 
 FLAT_DATA = [
     ("alice works at acme corp .", [(0, 1, "PER"), (3, 5, "ORG")]),
@@ -66,7 +69,7 @@ def test_entity_deep_in_a_long_document_is_found(tiny_bert):
     doc = nlp.make_doc(text)
     assert len(doc) == 6006
     ner = nlp.get_pipe("binder_ner")
-    layout = window_layout(ner.model.layers[0], [doc])
+    layout = window_layout(ner.model.get_ref("text_encoder"), [doc])
     assert len(layout) == 63 and layout.start[-1] + layout.length[-1] == len(doc)
     found = predicted(ner(doc))
     assert (5004, 5005, "PER") in found and (5007, 5009, "ORG") in found
@@ -86,7 +89,7 @@ def test_windows_over_encoder_limit_are_split_not_truncated(tiny_bert):
     nlp.initialize()
     # Each "zzzzzz" is 6 sub-words with the tiny vocabulary: 128 of them exceed 512.
     doc = nlp.make_doc(" ".join(["zzzzzz"] * 300))
-    encoder = ner.model.layers[0]
+    encoder = ner.model.get_ref("text_encoder")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         layout = window_layout(encoder, [doc])
@@ -115,7 +118,7 @@ def test_type_vectors_cached_across_predict_batches_until_an_update(tiny_bert):
     ner = nlp.get_pipe("binder_ner")
     model = ner.model
     calls = []
-    type_encoder = model.layers[1]
+    type_encoder = model.get_ref("type_encoder")
     original = type_encoder._func
 
     def counting(model_, X, is_train):
@@ -143,11 +146,18 @@ def test_labels_and_descriptions_from_initialize(tiny_bert, tmp_path):
     nlp = make_nlp(tiny_bert)
     examples = make_examples(nlp)
     ner = nlp.get_pipe("binder_ner")
-    with pytest.warns(UserWarning, match=r"\['CELL', 'DNA', 'RNA'\]"):
+    with pytest.warns(BinderWarning, match=r"\['CELL', 'DNA', 'RNA'\]"):
         ner.initialize(lambda: examples, nlp=nlp, descriptions=path)
     assert ner.labels == ("CELL", "DNA", "GENE_FAMILY", "PROTEIN", "RNA")
     assert ner.descriptions[ner.labels.index("PROTEIN")] == "a protein"
     assert ner.descriptions[ner.labels.index("CELL")] == "CELL"
+    # label_data keeps the descriptions, so `spacy init labels` round-trips them
+    assert ner.label_data["PROTEIN"] == "a protein" and ner.label_data["CELL"] is None
+    again = make_nlp(tiny_bert).get_pipe("binder_ner")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again.initialize(lambda: examples, nlp=nlp, labels=srsly.json_loads(srsly.json_dumps(ner.label_data)))
+    assert again.labels == ner.labels and again.descriptions == ner.descriptions
 
 
 def test_bad_description_file_names_file_and_line(tiny_bert, tmp_path):
@@ -178,14 +188,14 @@ def test_gold_spans_wider_than_max_width_are_counted(tiny_bert):
     n_wide = sum(e - s > 2 for _, spans in NESTED_DATA for s, e, _ in spans)
     assert n_wide > 0
     n_gold = sum(len(spans) for _, spans in NESTED_DATA)
-    with pytest.warns(UserWarning, match=f"{n_wide} of {n_gold} gold spans are wider than max_span_width=2"):
+    with pytest.warns(BinderWarning, match=f"{n_wide} of {n_gold} gold spans are wider than max_span_width=2"):
         nlp.initialize(lambda: examples)
 
 
 def test_gold_span_on_token_without_subwords_is_counted(tiny_bert):
     nlp = make_nlp(tiny_bert)
     examples = make_examples(nlp, [("the \u200b il-2 gene", [(1, 3, "DNA"), (2, 3, "PROTEIN")])])
-    with pytest.warns(UserWarning, match="1 of 2 gold spans start or end on a token"):
+    with pytest.warns(BinderWarning, match="1 of 2 gold spans start or end on a token"):
         nlp.initialize(lambda: examples)
 
 
@@ -245,7 +255,7 @@ def test_unknown_thresholds_is_a_clear_error(tiny_bert):
 
 def test_grouping_windows_by_length_changes_padding_not_states(trained_nested):
     """max_batch_items only decides which windows share a padded transformer call."""
-    encoder = trained_nested.get_pipe("binder_ner").model.layers[0]
+    encoder = trained_nested.get_pipe("binder_ner").model.get_ref("text_encoder")
     texts = [text for text, _ in NESTED_DATA] + ["alice " * 40 + "works ."]
     docs = [trained_nested.make_doc(text) for text in texts]
     configured = encoder.attrs["max_batch_items"]
@@ -274,3 +284,49 @@ def test_learns_when_windows_are_split_over_transformer_calls(tiny_bert):
 def test_bad_max_batch_items_is_named(tiny_bert):
     with pytest.raises(ValueError, match="max_batch_items >= 1, got 0"):
         make_nlp(tiny_bert, model={"text_encoder.max_batch_items": 0})
+
+
+def test_threshold_and_labels_at_prediction_time(trained_nested):
+    """Raising the threshold only removes spans; a label subset keeps the others' spans."""
+    nlp = trained_nested
+    texts = [text for text, _ in NESTED_DATA]
+    base = [spans_with_scores(doc) for doc in nlp.pipe(texts)]
+    assert sum(map(len, base)) > 20
+    previous = base
+    for threshold in (0.6, 0.8, 0.95, 0.99, 1.0):
+        cut = [spans_with_scores(doc) for doc in nlp.pipe(texts, component_cfg={"binder_ner": {"threshold": threshold}})]
+        assert cut == [[s for s in spans if s[3] >= threshold] for spans in base]
+        assert all(set(now) <= set(before) for now, before in zip(cut, previous))
+        previous = cut
+    assert sum(map(len, previous)) < sum(map(len, base))
+    per_label = {"CELL": 0.99, "DNA": 1.0}
+    one = spans_with_scores(nlp(texts[0], component_cfg={"binder_ner": {"threshold": per_label}}))
+    assert one == [s for s in base[0] if s[3] >= per_label.get(s[2], 0.5)]
+    only = [spans_with_scores(doc) for doc in nlp.pipe(texts, component_cfg={"binder_ner": {"labels": ["CELL", "RNA"]}})]
+    assert only == [[s for s in spans if s[2] in ("CELL", "RNA")] for spans in base]
+    assert [spans_with_scores(doc) for doc in nlp.pipe(texts)] == base  # nothing stays changed
+    with pytest.raises(ValueError, match=r"labels names unknown label\(s\) \['GENE'\]: its labels are"):
+        nlp(texts[0], component_cfg={"binder_ner": {"labels": ["GENE"]}})
+    with pytest.raises(ValueError, match=r"threshold names unknown label\(s\) \['GENE'\]"):
+        list(nlp.pipe(texts, component_cfg={"binder_ner": {"threshold": {"GENE": 0.7}}}))
+    with pytest.raises(ValueError, match="a list of labels, got the string 'CELL'"):
+        nlp(texts[0], component_cfg={"binder_ner": {"labels": "CELL"}})
+
+
+def test_flat_label_subset_and_config_defaults(trained_nested):
+    """Flat: removing labels never lets an overlapping span of a kept label in."""
+    flat = spacy.blank("en", config=trained_nested.config).from_bytes(trained_nested.to_bytes())
+    flat.get_pipe("binder_ner").set_mode("flat")
+    texts = [text for text, _ in NESTED_DATA]
+    base = [spans_with_scores(doc) for doc in flat.pipe(texts)]
+    for kept in (["CELL"], ["PROTEIN", "RNA"], ["DNA"]):
+        only = [spans_with_scores(doc) for doc in flat.pipe(texts, component_cfg={"binder_ner": {"labels": kept}})]
+        assert only == [[s for s in spans if s[2] in kept] for spans in base]
+    config = flat.config.copy()
+    config["components"]["binder_ner"].update(threshold=0.9, labels=["CELL"])
+    tuned = spacy.blank("en", config=config).from_bytes(flat.to_bytes())
+    assert [spans_with_scores(doc) for doc in tuned.pipe(texts)] == [
+        [s for s in spans if s[2] == "CELL" and s[3] >= 0.9] for spans in base
+    ]
+    doc = tuned(texts[0], component_cfg={"binder_ner": {"labels": ["PROTEIN", "CELL", "DNA", "RNA"], "threshold": 0.5}})
+    assert spans_with_scores(doc) == base[0] and list(doc.ents) == list(doc.spans["sc"])

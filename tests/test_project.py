@@ -1,5 +1,6 @@
 """The project workflow end to end on the bundled demo corpus, with a tiny encoder."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -8,8 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(args, cwd):
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+def run(args, cwd, env=None):
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result.stdout
 
@@ -21,12 +22,20 @@ def test_project_run_all_on_demo_corpus(tiny_bert, tmp_path):
     out = run(
         [
             sys.executable, "-m", "spacy", "project", "run", "all", str(project),
-            "--vars.encoder", str(tiny_bert), "--vars.max_steps", "300", "--vars.eval_frequency", "100",
-            "--vars.learn_rate", "0.001", "--vars.warmup_steps", "10", "--vars.heads_lr_scale", "3",
+            "--vars.encoder", str(tiny_bert), "--vars.max_steps", "300",
         ],
         cwd=tmp_path,
+        # spaCy's own route for settings the project has no variable for
+        env={
+            **os.environ,
+            "SPACY_CONFIG_OVERRIDES": "--training.optimizer.learn_rate.initial_rate 0.001"
+            " --training.optimizer.learn_rate.warmup_steps 10 --components.binder_ner.model.heads_learn_rate_scale 3",
+        },
     )
     assert "organization: read" in out and "dish: read" in out  # the converter's report
+    assert "mode nested: gold spans overlap" in out  # init-config read the demo corpus
+    config = (project / "training" / "demo" / "config.cfg").read_text()
+    assert "max_steps = 300" in config and "initial_rate = 0.0001" in config  # overridden at spacy train
     metrics = json.loads((project / "metrics" / "demo.json").read_text())
     assert set(metrics["dev"]["per_type"]) <= {"person", "organization", "location", "dish"}
     assert metrics["dev"]["words_per_second"] > 0

@@ -163,8 +163,8 @@ def test_frozen_type_encoder_is_not_updated(tiny_bert):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         optimizer = nlp.initialize(lambda: examples)
-    text_encoder, type_encoder, _ = ner.model.layers
-    weights = lambda layer: [p.detach().clone() for p in layer.layers[0].shims[0]._model.parameters()]
+    text_encoder, type_encoder = ner.model.get_ref("text_encoder"), ner.model.get_ref("type_encoder")
+    weights = lambda layer: [p.detach().clone() for p in layer.get_ref("transformer").shims[0]._model.parameters()]
     text_before, type_before = weights(text_encoder), weights(type_encoder)
     for _ in range(3):
         nlp.update(examples, sgd=optimizer)
