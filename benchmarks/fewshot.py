@@ -15,7 +15,15 @@ train split, which this setting never trains on):
   sample of the source training set replayed; also scored on the source test
   set (forgetting);
 - NNShot: nearest support token on the source-trained encoder (benchmarks/nnshot.py);
-- spancat: spaCy's spancat on the same encoder trained on the support set alone.
+- spancat: spaCy's spancat on the same encoder trained on the support set alone;
+- (c)-(f), the label-aware contrastive paper's options: each fine-tunes its own
+  source, trained like MODEL (init-config --transfer, --source-steps) but with
+  suffix prompts, and for (d)-(f) the context-context and context-label
+  objectives (cosine, JS, symmetric KL) in both stages; also zero-shot per source.
+
+--supervised ncbi,genia trains binder_ner on those corpora with the default
+config and with prompts and the cosine objectives, side by side, to show what
+the options cost when data is plentiful.
 
 Every fine-tuning run uses fixed steps: nothing is chosen on an evaluation
 split. Results go to RESULTS_DIR/fewshot_<target>.json after every run, so an
@@ -40,7 +48,7 @@ from nnshot import nnshot_predict
 from run import fresh_docs
 from spacy_binder.component import read_type_descriptions
 from spacy_binder.encoders import resolve_encoder_name
-from spacy_binder.init_config import init_config
+from spacy_binder.init_config import OBJECTIVE_WEIGHT, detect_mode, init_config
 from spacy_binder.sampler import sample_support
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +60,15 @@ TARGETS = {
     "bc5cdr": ("dev", "test", False),
     "genia": ("dev", "train", True),
 }
-SYSTEMS = ("support only", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat")
+# Part 2: (prompt, objectives similarity) of each system's source and fine-tuning.
+PROMPT_SYSTEMS = {
+    "(c) prompts": (True, None),
+    "(d) prompts + objectives": (True, "cosine"),
+    "(e) prompts + objectives (JS)": (True, "js"),
+    "(f) prompts + objectives (KL)": (True, "kl"),
+}
+SYSTEMS = ("support only", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat", *PROMPT_SYSTEMS)
+SUPERVISED = {"binder_ner": (False, None), "binder_ner + prompts + objectives": (True, "cosine")}
 # spancat's ngram suggester: our own fixed choice, no target data looked at.
 SPANCAT_SIZES = list(range(1, 11))
 
@@ -138,6 +154,8 @@ def main(
     encoder: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", help="Encoder for systems trained from scratch"),
     work_dir: Path = typer.Option(ROOT / "project" / "training" / "fewshot", help="Support sets and scratch models"),
     max_eval: int = typer.Option(0, help="Score on the first N evaluation docs only (smoke runs)"),
+    source_steps: int = typer.Option(400, help="Training steps of the (c)-(f) sources"),
+    supervised: str = typer.Option("", help="Comma-separated corpora to train fully with and without the options"),
 ) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     wanted = [s.strip() for s in systems.split(",") if s.strip()]
@@ -165,6 +183,7 @@ def main(
                 "target": target, "source": source_corpus, "pool_split": pool_split,
                 "eval_split": eval_split, "eval_docs": len(refs), "nested": nested,
                 "steps": steps, "learn_rate": learn_rate, "mention_weight": mention_weight, "spancat_sizes": [1, SPANCAT_SIZES[-1]],
+                "prompt_source_steps": source_steps,
             },
             {"source": str(source), "encoder": encoder_path, "steps": steps,
              "learn_rate": learn_rate, "mention_weight": mention_weight, "max_eval": max_eval},
@@ -179,6 +198,13 @@ def main(
             ner.set_labels(types)
             ner.set_mode(mode)
             results.put("zero-shot", evaluate(nlp, refs))
+        sources = {
+            name: _prompt_source(name, work_dir, source_dir, source_types, encoder_path, source_steps)
+            for name in wanted if name in PROMPT_SYSTEMS
+        }
+        for name, prompt_source in sources.items():
+            if results.get(f"zero-shot | {name}") is None:
+                results.put(f"zero-shot | {name}", _zero_shot(prompt_source, types, mode, refs))
         for k in [int(x) for x in shots.split(",")]:
             for seed in [int(x) for x in seeds.split(",")]:
                 run_dir = work_dir / target / f"k{k}_seed{seed}"
@@ -197,6 +223,13 @@ def main(
                     ),
                     "NNShot": lambda out: _nnshot(source, support, refs),
                     "spancat": lambda out: _spancat(run_dir, out, encoder_path, steps, refs),
+                    **{
+                        name: lambda out, name=name: _fine_tune(
+                            sources[name], run_dir / "support.spacy", out, types_path, mode, tuning, refs, False,
+                            PROMPT_SYSTEMS[name][1],
+                        )[0]
+                        for name in sources
+                    },
                 }
                 for name in wanted:
                     key = f"{name} | k={k} | seed={seed}"
@@ -208,6 +241,75 @@ def main(
                     result.update(support_sentences=len(support), support_mentions=dict(report.mentions))
                     results.put(key, result)
                     shutil.rmtree(out, ignore_errors=True)
+
+
+    for corpus in [c.strip() for c in supervised.split(",") if c.strip()]:
+        _supervised(corpus_dir / corpus, results_dir / f"supervised_{corpus}.json", encoder_path, max_eval, work_dir)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+def _prompt_source(name, work_dir, source_dir, source_types, encoder, steps) -> Path:
+    """The source of a (c)-(f) system, trained once (init-config --transfer with its options)."""
+    out = work_dir / "sources" / _slug(name)
+    if (out / "model-best").exists():
+        return out / "model-best"
+    prompt, objectives = PROMPT_SYSTEMS[name]
+    typer.secho(f"\n=== training the source of {name}", bold=True)
+    config = work_dir / "sources" / f"{_slug(name)}.cfg"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    init_config("flat", max_steps=steps, transfer=True, prompt=prompt, objectives=objectives).to_disk(config)
+    overrides = {
+        "paths.train": str(source_dir / "train.spacy"),
+        "paths.dev": str(source_dir / "dev.spacy"),
+        "paths.descriptions": str(source_types),
+        "paths.encoder": encoder,
+    }
+    seconds = train(config, out, overrides)
+    (out / "train_seconds.json").write_text(json.dumps({"train_seconds": seconds}))
+    return out / "model-best"
+
+
+def _zero_shot(source: Path, types: Dict[str, str], mode: str, refs: List[Doc]) -> Dict[str, object]:
+    nlp = spacy.load(source)
+    ner = nlp.get_pipe("binder_ner")
+    ner.set_labels(types)
+    ner.set_mode(mode)
+    return evaluate(nlp, refs)
+
+
+def _supervised(corpus: Path, path: Path, encoder: str, max_eval: int, work_dir: Path) -> None:
+    """Full training on a corpus with and without the options; scored on test (dev if none)."""
+    data = json.loads(path.read_text()) if path.exists() else {"corpus": corpus.name, "runs": {}}
+    split = "test" if (corpus / "test.spacy").exists() else "dev"
+    refs = read_docs(corpus / f"{split}.spacy", spacy.blank("en"), max_eval)
+    mode = detect_mode(read_docs(corpus / "train.spacy", spacy.blank("en")))
+    for name, (prompt, objectives) in SUPERVISED.items():
+        if name in data["runs"]:
+            continue
+        typer.secho(f"\n=== supervised {corpus.name}: {name}", bold=True)
+        run_dir = work_dir / "supervised" / corpus.name / _slug(name)
+        config = run_dir.with_suffix(".cfg")
+        config.parent.mkdir(parents=True, exist_ok=True)
+        init_config(mode, prompt=prompt, objectives=objectives).to_disk(config)
+        overrides = {
+            "paths.train": str(corpus / "train.spacy"),
+            "paths.dev": str(corpus / "dev.spacy"),
+            "paths.descriptions": str(TYPES / f"{corpus.name}.jsonl"),
+            "paths.encoder": encoder,
+        }
+        seconds = train(config, run_dir, overrides)
+        nlp = spacy.load(run_dir / "model-best")
+        words = sum(len(doc) for doc in refs)
+        result = evaluate(nlp, refs)
+        data["runs"][name] = {
+            **result, "split": split, "train_seconds": seconds,
+            "words_per_second": words / result["predict_seconds"],
+        }
+        path.write_text(json.dumps(data, indent=2))
+        typer.secho(f"  {name}: F1 {result['f1']:.3f}", fg="green")
 
 
 def _trained(output: Path) -> Language:
@@ -235,9 +337,15 @@ def _support_only(run_dir, out, types_path, mode, steps, encoder, refs) -> Dict[
     return {**evaluate(_trained(out), refs), "train_seconds": seconds}
 
 
-def _fine_tune(source, train_path, out, types_path, mode, tuning, refs, keep) -> Tuple[Dict[str, object], Language]:
+def _fine_tune(
+    source, train_path, out, types_path, mode, tuning, refs, keep, objectives=None
+) -> Tuple[Dict[str, object], Language]:
     steps, learn_rate, mention_weight = tuning
+    weight = OBJECTIVE_WEIGHT if objectives is not None else 0.0
     overrides = {
+        "initialize.after_init.loss.context_weight": weight,
+        "initialize.after_init.loss.label_weight": weight,
+        "initialize.after_init.loss.similarity": objectives or "cosine",
         "paths.source": str(source),
         "paths.train": str(train_path),
         "paths.descriptions": str(types_path),

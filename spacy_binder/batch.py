@@ -6,7 +6,7 @@ max_span_width) where span (w, i, k) runs from token i to token i + k of window
 w, and each score array ends in a type axis.
 """
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
@@ -50,11 +50,16 @@ class Windows:
 
 @dataclass
 class EncodedWindows:
-    """Text encoder output: hidden states (W, n_wordpieces, width) and layout."""
+    """Text encoder output: hidden states (W, n_wordpieces, width) and layout.
+
+    prompt_label (W, n_wordpieces): with a label prompt, the type each prompt
+    sub-word renders (-1 for every other sub-word); None without one.
+    """
 
     hidden: torch.Tensor
     windows: Windows
     n_docs: int
+    prompt_label: Optional[numpy.ndarray] = None
 
     @classmethod
     def empty(cls, n_docs: int, width: int) -> "EncodedWindows":
@@ -70,6 +75,11 @@ class BinderScores:
 
     The `*_threshold` arrays (W, K) hold the similarity of the window's [CLS]
     (start, end) and of its (0, 0) span (span): the dynamic thresholds.
+    The `*_embedding` and `*_variance` arrays are the vectors the few-shot
+    objectives compare (`spacy_binder.contrastive`), output in training only
+    when the loss asks for them: unit span vectors (W, T, max_span_width, D),
+    the unit vector of each type's prompt (W, K, D; with a prompt only) and,
+    for Gaussian embeddings, their variances.
     """
 
     start: torch.Tensor  # (W, T, K)
@@ -78,8 +88,12 @@ class BinderScores:
     start_threshold: torch.Tensor  # (W, K)
     end_threshold: torch.Tensor  # (W, K)
     span_threshold: torch.Tensor  # (W, K)
-    windows: Windows
-    n_docs: int
+    span_embedding: Optional[torch.Tensor] = None
+    span_variance: Optional[torch.Tensor] = None
+    label_embedding: Optional[torch.Tensor] = None
+    label_variance: Optional[torch.Tensor] = None
+    windows: Optional[Windows] = None
+    n_docs: int = 0
 
     FIELDS = (
         "start",
@@ -88,11 +102,16 @@ class BinderScores:
         "start_threshold",
         "end_threshold",
         "span_threshold",
+        "span_embedding",
+        "span_variance",
+        "label_embedding",
+        "label_variance",
     )
 
     @property
     def tensors(self) -> Tuple[torch.Tensor, ...]:
-        return tuple(getattr(self, name) for name in self.FIELDS)
+        """Every tensor present, in FIELDS order (the heads' outputs)."""
+        return tuple(t for t in (getattr(self, name) for name in self.FIELDS) if t is not None)
 
     @property
     def max_span_width(self) -> int:
@@ -100,7 +119,8 @@ class BinderScores:
 
     def with_tensors(self, tensors: Sequence[torch.Tensor]) -> "BinderScores":
         """The same layout holding other tensors, e.g. gradients."""
-        return BinderScores(*tensors, windows=self.windows, n_docs=self.n_docs)
+        present = [name for name in self.FIELDS if getattr(self, name) is not None]
+        return BinderScores(**dict(zip(present, tensors)), windows=self.windows, n_docs=self.n_docs)
 
 
 @dataclass

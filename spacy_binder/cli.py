@@ -113,6 +113,9 @@ def init_config_command(
     max_steps: int = typer.Option(0, help=f"Training steps; 0: {MAX_STEPS}, or {MAX_PASSES} passes over a smaller --train"),
     spans_key: str = typer.Option("sc", help="Key of the gold span group"),
     lang: str = typer.Option("en", help="Language of the vocabulary"),
+    transfer: bool = typer.Option(False, help="Train a source for zero- and few-shot use: sampled label subsets, label names and mention types, frozen type encoder"),
+    prompt: bool = typer.Option(False, help="Label-aware suffix prompts: the text encoder reads every type's description after the text"),
+    objectives: Optional[str] = typer.Option(None, help="Add the context-context and context-label objectives with this similarity: cosine, js or kl (needs --prompt)"),
 ) -> None:
     """Write a complete binder_ner training config: `spacy train OUTPUT` then trains."""
     docs = list(DocBin().from_disk(train).get_docs(spacy.blank(lang).vocab)) if train else []
@@ -128,7 +131,8 @@ def init_config_command(
             typer.echo(f"max_steps {max_steps}" + (f" for the {n_words} words of {train}" if train else ""))
         wanted = [label.strip() for label in labels.split(",") if label.strip()]
         config = init_config(
-            mode, max_steps=max_steps, encoder=encoder, descriptions=descriptions, labels=wanted, spans_key=spans_key
+            mode, max_steps=max_steps, encoder=encoder, descriptions=descriptions, labels=wanted,
+            spans_key=spans_key, transfer=transfer, prompt=prompt, objectives=objectives,
         )
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)

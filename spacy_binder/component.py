@@ -202,6 +202,28 @@ class BinderNER(TrainablePipe):
         }
 
     @property
+    def loss(self) -> BinderLoss:
+        return self._binder_loss
+
+    @loss.setter
+    def loss(self, loss: BinderLoss) -> None:
+        """Set the training loss; the model outputs the vectors its objectives compare."""
+        if loss.uses_embeddings and loss.similarity != "cosine" and not self.model.attrs["gaussian_embeddings"]:
+            raise ValueError(
+                f"binder_ner's loss compares spans by similarity '{loss.similarity}', which "
+                "needs Gaussian embeddings: set gaussian_embeddings = true in "
+                "[components.<name>.model], or use similarity 'cosine'."
+            )
+        if loss.label_weight > 0 and self.model.get_ref("text_encoder").attrs["prompt"] is None:
+            raise ValueError(
+                f"binder_ner's loss has label_weight={loss.label_weight}, but the context-label "
+                "objective needs a label prompt: set [components.<name>.model.text_encoder.prompt] "
+                "to spacy_binder.LabelPrompt.v1, or label_weight to 0."
+            )
+        self._binder_loss = loss
+        self.model.attrs["embeddings"] = loss.uses_embeddings
+
+    @property
     def key(self) -> str:
         return str(self.cfg["spans_key"])
 
@@ -382,7 +404,7 @@ class BinderNER(TrainablePipe):
         examples = (eg for eg in get_examples() if self._has_gold(eg.reference))
         while batch := list(islice(examples, SCAN_BATCH_SIZE)):
             spans = self._gold_tuples(batch, self._label_keys())
-            layout = window_layout(text_encoder, [eg.predicted for eg in batch])
+            layout = window_layout(text_encoder, ([eg.predicted for eg in batch], self.descriptions))
             gold = gold_targets(layout, spans, len(self.labels), max_width, "cpu")
             n_spans += sum(len(s) for s in spans)
             n_too_wide += gold.n_too_wide

@@ -10,7 +10,7 @@ BINDER needs every token of every window, aligned per window.
 """
 import os
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
@@ -33,6 +33,13 @@ from transformers.file_utils import ModelOutput
 
 from .batch import EncodedWindows, Windows
 from .errors import warn_once
+from .prompt import LabelPrompt
+
+# What the text encoder reads: the docs, and the type descriptions of the call
+# (written after each window when it has a prompt, else unused).
+TextInput = Tuple[List[Doc], Sequence[str]]
+# The least room a prompt must leave for the text of a window, in sub-words.
+MIN_TEXT_WORDPIECES = 32
 
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
@@ -118,16 +125,15 @@ def _tokenizer(model: Model):
 
 
 def _shorten_long_tokens(
-    windows: List[Span], encoding: dict, limit: int, pad_id: int
+    windows: List[Span], encoding: dict, limit: int, budget: int, pad_id: int
 ) -> Tuple[dict, Dict[Tuple[int, int], int]]:
-    """Encode a token of more than limit // 4 sub-words by its first and last
-    limit // 8 only, in the windows that exceed `limit`: a span still starts
+    """Encode a token of more than `budget` sub-words by its first and last
+    budget // 2 only, in the windows that exceed `limit`: a span still starts
     and ends on that token, and no neighbour loses its window.
 
     Returns the encoding (re-padded) and the shortened tokens, (doc, index) to
     their number of sub-words.
     """
-    budget = limit // 4
     lengths = encoding["attention_mask"].sum(axis=1)
     keep = encoding["attention_mask"].astype(bool)
     shortened: Dict[Tuple[int, int], int] = {}
@@ -142,7 +148,8 @@ def _shorten_long_tokens(
         return encoding, shortened
     width = int(keep.sum(axis=1).max())
     result = {"pad_token": encoding["pad_token"], "input_texts": []}
-    for key, pad in (("input_ids", pad_id), ("attention_mask", 0), ("offset_mapping", 0), ("token_type_ids", 0)):
+    keys = (("input_ids", pad_id), ("attention_mask", 0), ("offset_mapping", 0), ("token_type_ids", 0), ("prompt_label", -1))
+    for key, pad in keys:
         if key in encoding:
             old = encoding[key]
             result[key] = numpy.full((len(windows), width) + old.shape[2:], pad, dtype=old.dtype)
@@ -154,53 +161,130 @@ def _shorten_long_tokens(
     return result, shortened
 
 
-def _tokenize_windows(model: Model, windows: List[Span]) -> Tuple[List[Span], dict]:
-    """Tokenize windows so that each fits the encoder; nothing is truncated.
+def _tokenize(tokenizer, texts: List[str], prompt: Optional[Tuple[str, List[Tuple[int, int]]]]) -> dict:
+    """spacy-transformers' `huggingface_tokenize`, with the prompt as the
+    second sequence of every pair when there is one.
+
+    The prompt's sub-words get offsets (0, 0), like special tokens, so that no
+    spaCy token aligns to them, and `prompt_label` (n_windows, n_wordpieces)
+    names the type each belongs to (-1: none, e.g. a separator).
+    """
+    if prompt is None:
+        return huggingface_tokenize(tokenizer, texts)
+    prompt_text, label_spans = prompt
+    encoding = tokenizer(
+        texts,
+        [prompt_text] * len(texts),
+        add_special_tokens=True,
+        return_attention_mask=True,
+        return_offsets_mapping=True,
+        return_tensors="np",
+        return_token_type_ids=None,
+        padding="longest",
+    )
+    starts = numpy.asarray([start for start, _ in label_spans])
+    ends = numpy.asarray([end for _, end in label_spans])
+    offsets = encoding["offset_mapping"]
+    prompt_label = numpy.full(encoding["input_ids"].shape, -1, dtype="int64")
+    for row in range(len(texts)):
+        in_prompt = numpy.asarray([sequence == 1 for sequence in encoding.sequence_ids(row)])
+        label = numpy.searchsorted(starts, offsets[row, :, 0], side="right") - 1
+        inside = in_prompt & (label >= 0) & (offsets[row, :, 0] < ends[label.clip(min=0)])
+        prompt_label[row, inside] = label[inside]
+        offsets[row, in_prompt] = 0
+    result = dict(encoding)
+    result["prompt_label"] = prompt_label
+    result["input_texts"] = [tokenizer.convert_ids_to_tokens(ids) for ids in encoding["input_ids"]]
+    result["pad_token"] = tokenizer.pad_token
+    return result
+
+
+def _prompt_cost(model: Model, tokenizer, prompt_text: str, limit: int) -> int:
+    """Sub-words the prompt adds to every window (its separators included);
+    refuses a prompt that leaves less than MIN_TEXT_WORDPIECES for the text."""
+    cost = len(tokenizer(prompt_text, add_special_tokens=False)["input_ids"])
+    cost += tokenizer.num_special_tokens_to_add(pair=True) - tokenizer.num_special_tokens_to_add(pair=False)
+    room = limit - tokenizer.num_special_tokens_to_add(pair=False) - cost
+    if room < MIN_TEXT_WORDPIECES:
+        raise ValueError(
+            f"The label prompt is {cost} sub-words long, which leaves {room} of encoder "
+            f"'{model.attrs['name']}''s {limit} for the text; at least {MIN_TEXT_WORDPIECES} "
+            "are needed. Shorten the type descriptions, predict fewer labels at a time, or "
+            "set the text encoder's prompt to null."
+        )
+    return cost
+
+
+def _tokenize_windows(model: Model, windows: List[Span], descriptions: Sequence[str]) -> Tuple[List[Span], dict]:
+    """Tokenize windows (and the prompt, if any) so that each fits the
+    encoder; nothing of the text is truncated.
 
     A window over the limit first has its very long tokens (a SMILES string,
     a URL) shortened (`_shorten_long_tokens`); if it is still too long it is
-    halved, the halves keeping the configured overlap where they can (and
-    warning where they cannot), so spans stay wholly inside some window.
+    halved until it fits (`_split_to_fit`). The prompt is never cut: the text
+    of each window gets what it leaves.
     """
     tokenizer = _tokenizer(model)
     limit = max_wordpieces(model)
-    overlap = model.attrs["window"] - model.attrs["stride"]
-    while True:
-        encoding = huggingface_tokenize(tokenizer, [w.text for w in windows])
-        encoding, shortened = _shorten_long_tokens(windows, encoding, limit, tokenizer.pad_token_id)
-        lengths = encoding["attention_mask"].sum(axis=1)
-        if lengths.max() <= limit:
-            break
-        fitted: List[Span] = []
-        for window, length in zip(windows, lengths):
-            if length <= limit:
-                fitted.append(window)
-                continue
-            if len(window) == 1:  # cannot happen after shortening; never loop forever
-                raise ValueError(
-                    f"The token '{window.text[:50]}' is still {length} sub-words after "
-                    f"shortening, more than encoder '{model.attrs['name']}' accepts ({limit})."
-                )
-            half = len(window) // 2
-            kept_overlap = min(overlap, len(window) - half - 1)
-            if kept_overlap < overlap:
-                warn_once(
-                    "window overlap",
-                    f"Text at token {window.start} has so many sub-words "
-                    f"per token that its windows overlap by only {kept_overlap} tokens "
-                    f"instead of {overlap}."
-                )
-            fitted.append(window[: half + kept_overlap])
-            fitted.append(window[half:])
-        windows = fitted
+    prompt_config: Optional[LabelPrompt] = model.attrs["prompt"]
+    prompt = prompt_config.render(descriptions) if prompt_config is not None else None
+    prompt_cost = _prompt_cost(model, tokenizer, prompt[0], limit) if prompt is not None else 0
+    budget = (limit - prompt_cost) // 4
+
+    def encode(spans: List[Span]) -> Tuple[dict, Dict[Tuple[int, int], int]]:
+        encoding = _tokenize(tokenizer, [span.text for span in spans], prompt)
+        return _shorten_long_tokens(spans, encoding, limit, budget, tokenizer.pad_token_id)
+
+    encoding, shortened = encode(windows)
+    lengths = encoding["attention_mask"].sum(axis=1)
+    if lengths.max() > limit:
+        windows = [
+            piece
+            for window, length in zip(windows, lengths)
+            for piece in ([window] if length <= limit else _split_to_fit(model, window, encode, limit))
+        ]
+        encoding, shortened = encode(windows)
     if shortened:
         warn_once(
             "long tokens",
-            f"{len(shortened)} token(s) of more than {limit // 4} sub-words (the "
+            f"{len(shortened)} token(s) of more than {budget} sub-words (the "
             f"longest {max(shortened.values())}) were encoded by their first and last "
-            f"{limit // 8} sub-words only."
+            f"{budget // 2} sub-words only."
         )
     return windows, encoding
+
+
+def _split_to_fit(model: Model, window: Span, encode: Callable, limit: int) -> List[Span]:
+    """Halve a window that is over the limit, and its halves while they are.
+
+    The halves keep the configured overlap where they can, so spans stay wholly
+    inside some window; in a window shorter than twice the overlap, at most a
+    third of it, so that each halving shrinks it by a sixth or more (warning
+    when the overlap is cut).
+    """
+    length = int(encode([window])[0]["attention_mask"].sum())
+    if length <= limit:
+        return [window]
+    if len(window) == 1:  # cannot happen after shortening; never loop forever
+        raise ValueError(
+            f"The token '{window.text[:50]}' is still {length} sub-words after "
+            f"shortening, more than encoder '{model.attrs['name']}' accepts ({limit})."
+        )
+    overlap = model.attrs["window"] - model.attrs["stride"]
+    half = len(window) // 2
+    kept_overlap = min(overlap, len(window) - half - 1 if half > overlap else len(window) // 3)
+    if kept_overlap < overlap:
+        warn_once(
+            "window overlap",
+            f"Text at token {window.start} has so many sub-words per token (or the "
+            f"label prompt leaves so little room) that its windows overlap by only "
+            f"{kept_overlap} tokens instead of {overlap}."
+        )
+    return [
+        piece
+        for part in (window[: half + kept_overlap], window[half:])
+        for piece in _split_to_fit(model, part, encode, limit)
+    ]
 
 
 def _window_alignment(
@@ -227,7 +311,7 @@ def _window_alignment(
     )
 
 
-def _windows(model: Model, docs: List[Doc]) -> Tuple[List[Span], Optional[dict]]:
+def _windows(model: Model, docs: List[Doc], descriptions: Sequence[str]) -> Tuple[List[Span], Optional[dict]]:
     windows = [
         window
         for doc_windows in get_strided_spans(docs, model.attrs["window"], model.attrs["stride"])
@@ -235,12 +319,13 @@ def _windows(model: Model, docs: List[Doc]) -> Tuple[List[Span], Optional[dict]]
     ]
     if not windows:
         return [], None
-    return _tokenize_windows(model, windows)
+    return _tokenize_windows(model, windows, descriptions)
 
 
-def window_layout(model: Model, docs: List[Doc]) -> Windows:
-    """The windows a text encoder would cut `docs` into, without running it."""
-    windows, encoding = _windows(model, docs)
+def window_layout(model: Model, inputs: TextInput) -> Windows:
+    """The windows a text encoder would cut the docs into, without running it."""
+    docs, descriptions = inputs
+    windows, encoding = _windows(model, docs, descriptions)
     if not windows:
         return EncodedWindows.empty(len(docs), 0).windows
     return _window_alignment(docs, windows, encoding["offset_mapping"])
@@ -289,11 +374,12 @@ def _encode_by_length(
 
 
 def text_encoder_forward(
-    model: Model, docs: List[Doc], is_train: bool
+    model: Model, inputs: TextInput, is_train: bool
 ) -> Tuple[EncodedWindows, Callable]:
-    windows, encoding = _windows(model, docs)
+    docs, descriptions = inputs
+    windows, encoding = _windows(model, docs, descriptions)
     if not windows:
-        return EncodedWindows.empty(len(docs), model.get_dim("nO")), lambda d: docs
+        return EncodedWindows.empty(len(docs), model.get_dim("nO")), lambda d: inputs
     wordpieces = WordpieceBatch.from_batch_encoding(encoding)
     # from_batch_encoding counts every "[PAD]" string as padding, a literal one in the text too
     wordpieces.lengths = [int(n) for n in encoding["attention_mask"].sum(axis=1)]
@@ -302,11 +388,12 @@ def text_encoder_forward(
         hidden=hidden,
         windows=_window_alignment(docs, windows, encoding["offset_mapping"]),
         n_docs=len(docs),
+        prompt_label=encoding.get("prompt_label"),
     )
 
-    def backprop(d_hidden: torch.Tensor) -> List[Doc]:
+    def backprop(d_hidden: torch.Tensor) -> TextInput:
         backprop_hidden(d_hidden)
-        return docs
+        return inputs
 
     return encoded, backprop
 
@@ -368,13 +455,15 @@ def build_text_encoder(
     mixed_precision: bool = False,
     grad_scaler_config: dict = {},
     max_batch_items: int = 4096,
-) -> Model[List[Doc], EncodedWindows]:
+    prompt: Optional[LabelPrompt] = None,
+) -> Model[TextInput, EncodedWindows]:
     """Encode docs in overlapping windows of `window` spaCy tokens, `stride` apart.
 
     Windows overlap by `window - stride` tokens: any span no longer than the
     overlap lies wholly inside some window. Windows of similar length run
     through the transformer together, at most `max_batch_items` padded
-    sub-words at a time.
+    sub-words at a time. prompt (`spacy_binder.LabelPrompt.v1`): write the
+    call's type descriptions after each window (`spacy_binder.prompt`).
     """
     if window < 1 or not 0 < stride <= window:
         raise ValueError(
@@ -392,6 +481,7 @@ def build_text_encoder(
         window=window,
         stride=stride,
         max_batch_items=max_batch_items,
+        prompt=prompt,
     )
 
 

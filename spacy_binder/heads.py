@@ -11,15 +11,22 @@ not read the text: each is a learned linear function of the type's projected
 vector, zero at the start, i.e. one learned scalar per type that still works
 for any label set.
 
+With a label prompt, each type's prompt sub-words are mean-pooled per window
+(mean pooling is what sentence encoders such as MiniLM are trained with, and a
+description's meaning is spread over all its words, not its first) and
+projected into the span space: what the context-label objective pulls each
+gold span towards. With Gaussian embeddings a variance head gives every span
+and prompt vector a diagonal variance, ELU(Linear(x)) + 1 as in CONTaiNER.
+
 The layers that read encoder states are lazy, so their input widths come from
 the first batch (or from the saved weights when a pipeline is loaded).
 """
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
-from torch.nn.functional import normalize
+from torch.nn.functional import elu, normalize
 
 START, END, SPAN = 0, 1, 2
 THRESHOLDS = ("dynamic", "global")
@@ -34,6 +41,8 @@ class BinderHeads(nn.Module):
         dropout: float,
         init_temperature: float,
         thresholds: str = "dynamic",
+        gaussian: bool = False,
+        prompt: bool = False,
     ):
         super().__init__()
         if thresholds not in THRESHOLDS:
@@ -52,6 +61,8 @@ class BinderHeads(nn.Module):
         # Linear^S split into its blocks: span start (with the bias), end, width.
         self.span_start = nn.LazyLinear(linear_size)
         self.span_end = nn.LazyLinear(linear_size, bias=False)
+        self.prompt_label = nn.LazyLinear(linear_size) if prompt else None
+        self.variance = nn.Linear(linear_size, linear_size) if gaussian else None
         self.width_embedding = nn.Embedding(max_span_width, width_embedding_size)
         self.span_width = nn.Linear(width_embedding_size, linear_size, bias=False)
         self.dropout = nn.Dropout(dropout)
@@ -69,14 +80,20 @@ class BinderHeads(nn.Module):
         types: torch.Tensor,
         first_wp: torch.Tensor,
         last_wp: torch.Tensor,
-    ) -> Tuple[torch.Tensor, ...]:
+        prompt_label: Optional[torch.Tensor] = None,
+        embeddings: bool = False,
+    ) -> Tuple[Optional[torch.Tensor], ...]:
         """Score every window position and span against every type.
 
         hidden: (W, P, H) encoder states; types: (K, H') type [CLS] vectors;
         first_wp / last_wp: (W, T) sub-word of each token's start / end (any
-        value where the token has none: those positions are masked later).
-        Returns start (W,T,K), end (W,T,K), span (W,T,max_span_width,K) and the
-        start, end and span thresholds (W,K).
+        value where the token has none: those positions are masked later);
+        prompt_label: (W, P) type of each prompt sub-word, -1 elsewhere (None
+        without a prompt); embeddings: also return the vectors of the few-shot
+        objectives (in training only).
+        Returns start (W,T,K), end (W,T,K), span (W,T,max_span_width,K), the
+        start, end and span thresholds (W,K), and the span embeddings, their
+        variances, the prompt embeddings and their variances (None when absent).
         """
         n_windows, n_wordpieces, width = hidden.shape
         n_tokens = first_wp.shape[1]
@@ -101,9 +118,13 @@ class BinderHeads(nn.Module):
         span_ends = span_ends.clamp(max=n_tokens - 1)
         from_start = self.span_start(h_first)  # (W, T, D)
         from_end = self.span_end(h_last)  # (W, T, D)
-        if self.training and self.dropout.p > 0:
-            spans = from_start[:, :, None] + from_end[:, span_ends] + widths
-            span = normalize(self.dropout(spans), dim=-1) @ e_span.T
+        embeddings = embeddings and self.training
+        span_embedding = span_variance = None
+        if self.training and (self.dropout.p > 0 or embeddings):
+            spans = self.dropout(from_start[:, :, None] + from_end[:, span_ends] + widths)
+            span_embedding = normalize(spans, dim=-1)
+            span = span_embedding @ e_span.T
+            span_variance = self._variance(spans) if embeddings else None
         else:
             span = _span_cosines(from_start, from_end, widths, span_ends, e_span)
         span = span * scale[SPAN]
@@ -111,7 +132,21 @@ class BinderHeads(nn.Module):
             thresholds = self._global_thresholds((e_start, e_end, e_span), n_windows)
         else:
             thresholds = self._dynamic_thresholds(h_cls, (e_start, e_end, e_span), widths[0], scale)
-        return (start, end, span, *thresholds)
+        label_embedding = label_variance = None
+        if prompt_label is not None:
+            # Computed even when unused, so that the lazy layer gets its width at initialization.
+            labels = self.dropout(self.prompt_label(_pool_prompt(hidden, prompt_label, types.shape[0])))
+            label_embedding = normalize(labels, dim=-1)
+            label_variance = self._variance(labels) if embeddings else None
+        if not embeddings:
+            span_embedding = label_embedding = None
+        return (start, end, span, *thresholds, span_embedding, span_variance, label_embedding, label_variance)
+
+    def _variance(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """Diagonal variances of Gaussian embeddings, > 0 (None without them)."""
+        if self.variance is None:
+            return None
+        return elu(self.variance(x)) + 1.0 + 1e-6
 
     def _dynamic_thresholds(
         self, h_cls: torch.Tensor, types: Tuple[torch.Tensor, ...], width: torch.Tensor, scale: torch.Tensor
@@ -174,3 +209,11 @@ def _gather_tokens(values: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
     n_windows, n_tokens, n_types = values.shape
     index = ends.flatten(1)[..., None].expand(-1, -1, n_types)
     return torch.gather(values, 1, index).view(*ends.shape, n_types)
+
+
+def _pool_prompt(hidden: torch.Tensor, prompt_label: torch.Tensor, n_types: int) -> torch.Tensor:
+    """Mean of each type's prompt sub-words per window: (W, K, H)."""
+    one_hot = (prompt_label[:, None, :] == torch.arange(n_types, device=hidden.device)[None, :, None])
+    weights = one_hot.to(hidden.dtype)
+    weights = weights / weights.sum(-1, keepdim=True).clamp(min=1.0)
+    return weights @ hidden

@@ -15,6 +15,7 @@ from spacy.tokens import Doc
 from thinc.api import Config
 
 from .component import MODES, read_type_descriptions
+from .contrastive import SIMILARITIES
 from .encoders import BUNDLED_ENCODER
 
 TEMPLATE = Path(__file__).parent / "configs" / "binder.cfg"
@@ -24,6 +25,12 @@ MAX_STEPS = 400
 MAX_PASSES = 25
 EVALS_PER_RUN = 4
 WARMUP_SHARE = 8  # the first eighth of the steps warm up (50 of the validated 400)
+# A source for zero- and few-shot transfer (docs/FEWSHOT.md): each step keeps
+# half the labels, names a label instead of describing it 30% of the time and
+# adds 8 gold mention texts as types; the type encoder stays as pretrained.
+TRANSFER_SAMPLER = {"keep_prob": 0.5, "name_prob": 0.3, "n_mention_types": 8}
+# The few-shot objectives' weights when they are on (not tuned).
+OBJECTIVE_WEIGHT = 0.5
 
 
 def detect_mode(docs: Iterable[Doc], spans_key: str = "sc") -> str:
@@ -59,14 +66,27 @@ def init_config(
     descriptions: Optional[Union[str, Path]] = None,
     labels: Sequence[str] = (),
     spans_key: str = "sc",
+    transfer: bool = False,
+    prompt: bool = False,
+    objectives: Optional[str] = None,
 ) -> Config:
     """The filled training config. Flat mode sets doc.ents and is scored by
     ents_f; nested by spans_{spans_key}_f. The dev set is scored EVALS_PER_RUN
-    times a run, and the learning rate warms up over the first WARMUP_SHARE-th."""
+    times a run, and the learning rate warms up over the first WARMUP_SHARE-th.
+
+    transfer: train a source for zero- and few-shot use (TRANSFER_SAMPLER).
+    prompt: label-aware suffix prompts. objectives: turn on the context-context
+    and context-label objectives with this similarity ("cosine", "js", "kl";
+    the last two add Gaussian embeddings); they need the prompt.
+    """
     if mode not in MODES:
         raise ValueError(f"Unknown binder_ner mode '{mode}': use one of {MODES}.")
     if max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
+    if objectives is not None and objectives not in SIMILARITIES:
+        raise ValueError(f"Unknown objectives similarity '{objectives}': use one of {SIMILARITIES}.")
+    if objectives is not None and not prompt:
+        raise ValueError("The few-shot objectives include context-label, which needs the label prompt: add the prompt.")
     if descriptions is not None:
         described = read_type_descriptions(descriptions)  # fail now, not after loading the encoder
         missing = sorted(set(labels) - set(described))
@@ -78,6 +98,20 @@ def init_config(
     component = config["components"]["binder_ner"]
     component["mode"] = mode
     component["spans_key"] = spans_key
+    model = component["model"]
+    if transfer:
+        component["type_sampler"].update(TRANSFER_SAMPLER)
+        model["type_encoder_learn_rate_scale"] = 0.0
+    if prompt:
+        model["text_encoder"]["prompt"] = {"@misc": "spacy_binder.LabelPrompt.v1"}
+    if objectives is not None:
+        model["gaussian_embeddings"] = objectives != "cosine"
+        component["loss"] = {
+            "@misc": "spacy_binder.BinderLoss.v1",
+            "context_weight": OBJECTIVE_WEIGHT,
+            "label_weight": OBJECTIVE_WEIGHT,
+            "similarity": objectives,
+        }
     if labels:
         config["initialize"]["components"]["binder_ner"]["labels"] = list(labels)
     spans = {f"spans_{spans_key}_{x}": w for x, w in (("f", 1.0), ("p", 0.0), ("r", 0.0))}

@@ -14,10 +14,7 @@ import torch
 from spacy.util import registry
 
 from .batch import BinderScores, GoldTargets
-
-# Masked logits are pushed far down rather than set to -inf, which keeps the
-# gradient finite when a window has no candidate of some kind.
-MASKED = -1e4
+from .contrastive import MASKED, SIMILARITIES, context_context, context_label
 
 
 def contrastive_terms(
@@ -45,24 +42,46 @@ def contrastive_terms(
 @registry.misc("spacy_binder.BinderLoss.v1")
 @dataclass
 class BinderLoss:
-    """L = β Σ_h w_h ℓ_h + (1 - β) Σ_h w_h ℓ_h^threshold over h in start, end, span.
+    """L = β Σ_h w_h ℓ_h + (1 - β) Σ_h w_h ℓ_h^threshold over h in start, end, span,
+    plus the few-shot paper's objectives: + context_weight ℓ_cc + label_weight ℓ_cl.
 
     `spacy_binder.BinderLoss.v1`: the head weights α (start), γ (end), λ (span)
     and the mention/threshold balance β (mention_weight). Mention terms are
     averaged over gold mentions, threshold terms over (window, type) pairs.
+    The context-context and context-label objectives (`spacy_binder.contrastive`,
+    off at weight 0) compare span vectors by `similarity`: "cosine" (divided by
+    `temperature`), "js" or "kl" (these need gaussian_embeddings in the model);
+    context-context draws `n_negatives` non-entity spans per batch, and
+    context-label needs a label prompt in the text encoder.
     """
 
     start_weight: float = 0.2
     end_weight: float = 0.2
     span_weight: float = 0.6
     mention_weight: float = 0.5
+    context_weight: float = 0.0
+    label_weight: float = 0.0
+    similarity: str = "cosine"
+    temperature: float = 0.1
+    n_negatives: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("start_weight", "end_weight", "span_weight"):
+        for name in ("start_weight", "end_weight", "span_weight", "context_weight", "label_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Loss weight {name} must be >= 0, got {getattr(self, name)}.")
         if not 0.0 <= self.mention_weight <= 1.0:
             raise ValueError(f"mention_weight must lie in [0, 1], got {self.mention_weight}.")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(f"Unknown similarity '{self.similarity}': use one of {SIMILARITIES}.")
+        if self.temperature <= 0:
+            raise ValueError(f"Loss temperature must be > 0, got {self.temperature}.")
+        if self.n_negatives < 0:
+            raise ValueError(f"Loss n_negatives must be >= 0, got {self.n_negatives}.")
+
+    @property
+    def uses_embeddings(self) -> bool:
+        """Whether the model must output span (and prompt) vectors in training."""
+        return self.context_weight > 0 or self.label_weight > 0
 
     def __call__(self, scores: BinderScores, gold: GoldTargets) -> torch.Tensor:
         device = scores.span.device
@@ -79,7 +98,35 @@ class BinderLoss:
             m_sum, n_mentions, t_sum, n_pairs = contrastive_terms(logits, null, valid, positive)
             mention = mention + weight * m_sum / n_mentions.clamp(min=1)
             threshold = threshold + weight * t_sum / max(n_pairs, 1)
-        return self.mention_weight * mention + (1.0 - self.mention_weight) * threshold
+        loss = self.mention_weight * mention + (1.0 - self.mention_weight) * threshold
+        if self.uses_embeddings:
+            loss = loss + self._fewshot_objectives(scores, gold, span_valid)
+        return loss
+
+    def _fewshot_objectives(self, scores: BinderScores, gold: GoldTargets, valid: torch.Tensor) -> torch.Tensor:
+        if scores.span_embedding is None:
+            raise ValueError(
+                "The loss has context or label objectives, but the scores hold no span "
+                "embeddings: the model outputs them in training when its "
+                "attrs['embeddings'] is set (binder_ner sets it from its loss)."
+            )
+        loss = scores.span.new_zeros(())
+        if self.context_weight > 0:
+            loss = loss + self.context_weight * context_context(
+                scores.span_embedding, scores.span_variance, gold.span, valid,
+                self.similarity, self.temperature, self.n_negatives,
+            )
+        if self.label_weight > 0:
+            if scores.label_embedding is None:
+                raise ValueError(
+                    "The context-label objective (label_weight > 0) needs a label prompt: set "
+                    "[components.<name>.model.text_encoder.prompt] to spacy_binder.LabelPrompt.v1."
+                )
+            loss = loss + self.label_weight * context_label(
+                scores.span_embedding, scores.span_variance, scores.label_embedding,
+                scores.label_variance, gold.span, valid, self.similarity, self.temperature,
+            )
+        return loss
 
     def get_grad(self, scores: BinderScores, gold: GoldTargets) -> Tuple[float, BinderScores]:
         """The loss value and its gradient with respect to every score tensor."""

@@ -12,6 +12,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
 
 from .batch import BinderScores, EncodedWindows, Windows
+from .encoders import TextInput
 from .errors import warn
 from .heads import BinderHeads
 
@@ -20,7 +21,7 @@ InT = Tuple[List[Doc], List[str]]
 
 @registry.architectures("spacy_binder.BinderModel.v1")
 def build_binder_model(
-    text_encoder: Model[List[Doc], EncodedWindows],
+    text_encoder: Model[TextInput, EncodedWindows],
     type_encoder: Model[List[str], torch.Tensor],
     linear_size: int = 128,
     width_embedding_size: int = 128,
@@ -30,6 +31,7 @@ def build_binder_model(
     heads_learn_rate_scale: float = 10.0,
     thresholds: str = "dynamic",
     type_encoder_learn_rate_scale: float = 1.0,
+    gaussian_embeddings: bool = False,
 ) -> Model[InT, BinderScores]:
     """BINDER's bi-encoder. `max_span_width` counts spaCy tokens.
 
@@ -41,6 +43,8 @@ def build_binder_model(
     backward pass.
     thresholds: "dynamic" (the paper's [CLS]-based thresholds) or "global"
     (one learned threshold per type, the paper's ablation).
+    gaussian_embeddings: give span and prompt vectors variances, for the
+    few-shot objectives' "js" and "kl" similarities (`spacy_binder.contrastive`).
     """
     if max_span_width < 1:
         raise ValueError(f"max_span_width must be at least 1, got {max_span_width}.")
@@ -59,7 +63,14 @@ def build_binder_model(
         )
     heads = PyTorchWrapper_v2(
         BinderHeads(
-            linear_size, width_embedding_size, max_span_width, dropout, init_temperature, thresholds
+            linear_size,
+            width_embedding_size,
+            max_span_width,
+            dropout,
+            init_temperature,
+            thresholds,
+            gaussian=gaussian_embeddings,
+            prompt=text_encoder.attrs["prompt"] is not None,
         ),
         convert_inputs=_heads_inputs,
         convert_outputs=_heads_outputs,
@@ -74,6 +85,9 @@ def build_binder_model(
             "max_span_width": max_span_width,
             "heads_learn_rate_scale": heads_learn_rate_scale,
             "type_encoder_learn_rate_scale": type_encoder_learn_rate_scale,
+            "gaussian_embeddings": gaussian_embeddings,
+            # Set by binder_ner from its loss: output the few-shot objectives' vectors in training.
+            "embeddings": False,
             "type_cache": None,
         },
     )
@@ -89,12 +103,14 @@ def init(model: Model, X: Optional[InT] = None, Y=None) -> None:
 
 def forward(model: Model, inputs: InT, is_train: bool) -> Tuple[BinderScores, Callable]:
     docs, descriptions = inputs
-    encoded, backprop_text = model.get_ref("text_encoder")(docs, is_train)
+    encoded, backprop_text = model.get_ref("text_encoder")(inputs, is_train)
     types, backprop_types = _type_vectors(model, descriptions, is_train)
     if len(encoded.windows) == 0:
         empty = _empty_scores(encoded.windows, len(docs), len(descriptions), model)
         return empty, lambda d_scores: inputs
-    outputs, backprop_heads = model.get_ref("heads")((encoded.hidden, types, encoded.windows), is_train)
+    outputs, backprop_heads = model.get_ref("heads")(
+        (encoded, types, model.attrs["embeddings"]), is_train
+    )
     scores = BinderScores(*outputs, windows=encoded.windows, n_docs=len(docs))
 
     def backprop(d_scores: BinderScores) -> InT:
@@ -145,28 +161,33 @@ def _empty_scores(windows: Windows, n_docs: int, n_types: int, model: Model) -> 
 
 
 def _heads_inputs(
-    model: Model, inputs: Tuple[torch.Tensor, torch.Tensor, Windows], is_train: bool
+    model: Model, inputs: Tuple[EncodedWindows, torch.Tensor, bool], is_train: bool
 ) -> Tuple[ArgsKwargs, Callable]:
-    hidden, types, windows = inputs
+    encoded, types, embeddings = inputs
     # Detached leaves: the heads' backward stops here and hands the gradients to
     # the encoders' own backprop callbacks.
-    hidden = hidden.detach().requires_grad_(is_train)
+    hidden = encoded.hidden.detach().requires_grad_(is_train)
     types = types.detach().requires_grad_(is_train)
-    first_wp = torch.from_numpy(windows.first_wp).to(hidden.device)
-    last_wp = torch.from_numpy(windows.last_wp).to(hidden.device)
+    device = hidden.device
+    first_wp = torch.from_numpy(encoded.windows.first_wp).to(device)
+    last_wp = torch.from_numpy(encoded.windows.last_wp).to(device)
+    prompt_label = None if encoded.prompt_label is None else torch.from_numpy(encoded.prompt_label).to(device)
 
     def backprop(d_inputs: ArgsKwargs) -> Tuple[torch.Tensor, torch.Tensor]:
         return d_inputs.args[0], d_inputs.args[1]
 
-    return ArgsKwargs(args=(hidden, types, first_wp, last_wp), kwargs={}), backprop
+    args = (hidden, types, first_wp, last_wp, prompt_label, embeddings)
+    return ArgsKwargs(args=args, kwargs={}), backprop
 
 
 def _heads_outputs(
     model: Model, inputs_outputs: Tuple, is_train: bool
 ) -> Tuple[Tuple[torch.Tensor, ...], Callable]:
+    """The heads' outputs, None where absent; gradients come back for the present ones."""
     _, outputs = inputs_outputs
+    present = [output for output in outputs if output is not None]
 
     def backprop(d_outputs: Tuple[torch.Tensor, ...]) -> ArgsKwargs:
-        return ArgsKwargs(args=(outputs,), kwargs={"grad_tensors": d_outputs})
+        return ArgsKwargs(args=(present,), kwargs={"grad_tensors": list(d_outputs)})
 
     return outputs, backprop

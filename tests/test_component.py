@@ -36,7 +36,7 @@ def test_flat_mode_sets_ents_and_keeps_scores(tiny_bert):
     nlp = make_nlp(tiny_bert, mode="flat")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train(nlp, make_examples(nlp, FLAT_DATA, ents=True), steps=60)
+        train(nlp, make_examples(nlp, FLAT_DATA, ents=True), steps=100)
     doc = nlp("bob works at acme corp in paris .")
     assert [(e.start, e.end, e.label_) for e in doc.ents] == [(0, 1, "PER"), (3, 5, "ORG"), (6, 7, "LOC")]
     assert list(doc.spans["sc"]) == list(doc.ents)
@@ -69,7 +69,7 @@ def test_entity_deep_in_a_long_document_is_found(tiny_bert):
     doc = nlp.make_doc(text)
     assert len(doc) == 6006
     ner = nlp.get_pipe("binder_ner")
-    layout = window_layout(ner.model.get_ref("text_encoder"), [doc])
+    layout = window_layout(ner.model.get_ref("text_encoder"), ([doc], ner.descriptions))
     assert len(layout) == 63 and layout.start[-1] + layout.length[-1] == len(doc)
     found = predicted(ner(doc))
     assert (5004, 5005, "PER") in found and (5007, 5009, "ORG") in found
@@ -92,7 +92,7 @@ def test_windows_over_encoder_limit_are_split_not_truncated(tiny_bert):
     encoder = ner.model.get_ref("text_encoder")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        layout = window_layout(encoder, [doc])
+        layout = window_layout(encoder, ([doc], ner.descriptions))
     assert len(layout) > 300 // 96 + 1
     assert (layout.first_wp[layout.first_wp >= 0] > 0).all()
     for w in range(len(layout)):
@@ -261,9 +261,9 @@ def test_grouping_windows_by_length_changes_padding_not_states(trained_nested):
     configured = encoder.attrs["max_batch_items"]
     try:
         encoder.attrs["max_batch_items"] = 10**9
-        together = encoder.predict(docs)
+        together = encoder.predict((docs, []))
         encoder.attrs["max_batch_items"] = 1
-        alone = encoder.predict(docs)
+        alone = encoder.predict((docs, []))
     finally:
         encoder.attrs["max_batch_items"] = configured
     windows = together.windows

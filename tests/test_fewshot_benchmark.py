@@ -13,7 +13,7 @@ from pathlib import Path
 from corpora import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
-SYSTEMS = ("support only", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat")
+SYSTEMS = ("support only", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat", "(e) prompts + objectives (JS)")
 
 
 def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
@@ -24,7 +24,8 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
         "encoder": tiny_bert, "data_dir": SHARED_DATA, "fewshot_source_steps": 4,
         "fewshot_source_eval_frequency": 4, "fewshot_targets": "ncbi", "fewshot_shots": "5",
         "fewshot_seeds": "1,2", "fewshot_steps": 3, "fewshot_max_eval": 30,
-        "bench_results": results, "fewshot_report": report,
+        "bench_results": results, "fewshot_report": report, "fewshot_systems": ",".join(SYSTEMS),
+        "fewshot_supervised": "",
     }
     overrides = [item for key, value in args.items() for item in (f"--vars.{key}", str(value))]
     done = subprocess.run(
@@ -35,7 +36,8 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
 
     result = json.loads((results / "fewshot_ncbi.json").read_text())
     assert result["eval_split"] == "test" and result["pool_split"] == "dev" and result["eval_docs"] == 30
-    expected = {"zero-shot"} | {f"{name} | k=5 | seed={seed}" for name in SYSTEMS for seed in (1, 2)}
+    expected = {"zero-shot", "zero-shot | (e) prompts + objectives (JS)"}
+    expected |= {f"{name} | k=5 | seed={seed}" for name in SYSTEMS for seed in (1, 2)}
     assert set(result["runs"]) == expected | {"source before fine-tuning"}
     for key, run in result["runs"].items():
         assert 0.0 <= run["f1"] <= 1.0, key
@@ -53,7 +55,8 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
     assert "## Targets" in text and "### ncbi (support from dev, scored on test: 30 docs)" in text
     for row in ("| (0) zero-shot from descriptions |", "| (b) source binder_ner fine-tuned on the support set |",
                 "| NNShot (source-trained encoder) |", "| spancat on the support set alone |",
-                "ncbi: (b) beats NNShot and spancat at 5-shot", "ncbi: zero-shot Disease F1 ≥ 30"):
+                "ncbi: (b) beats NNShot and spancat at 5-shot", "ncbi: zero-shot Disease F1 ≥ 30",
+                "| (e) (d) with Jensen-Shannon |", "ncbi: best of (c)-(f) beats (b) and NNShot by 5 F1 at 5-shot"):
         assert row in text
     # A rerun resumes: every run is already there, nothing is trained again.
     again = subprocess.run(

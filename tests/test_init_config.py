@@ -59,3 +59,21 @@ def test_warm_up_longer_than_the_run_is_refused():
         schedule(1e-4, 0, 0)
     rates = list(zip(range(5), schedule(1.0, 2, 4)))
     assert [rate for _, rate in rates] == [0.0, 0.5, 1.0, 0.5, 0.0]
+
+
+def test_transfer_prompt_and_objectives_options():
+    plain = init_config("flat")["components"]["binder_ner"]
+    assert plain["model"]["text_encoder"]["prompt"] is None and plain["loss"]["context_weight"] == 0.0
+    config = init_config("flat", transfer=True, prompt=True, objectives="js")
+    component = config["components"]["binder_ner"]
+    assert component["type_sampler"]["keep_prob"] == 0.5 and component["type_sampler"]["n_mention_types"] == 8
+    assert component["model"]["type_encoder_learn_rate_scale"] == 0.0
+    assert component["model"]["text_encoder"]["prompt"]["template"] == "{description}"
+    assert component["model"]["gaussian_embeddings"] is True
+    assert (component["loss"]["context_weight"], component["loss"]["label_weight"], component["loss"]["similarity"]) == (0.5, 0.5, "js")
+    cosine = init_config("nested", prompt=True, objectives="cosine")["components"]["binder_ner"]
+    assert cosine["model"]["gaussian_embeddings"] is False
+    with pytest.raises(ValueError, match="needs the label prompt"):
+        init_config("flat", objectives="cosine")
+    with pytest.raises(ValueError, match="Unknown objectives similarity 'l2'"):
+        init_config("flat", prompt=True, objectives="l2")

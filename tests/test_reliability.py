@@ -79,7 +79,7 @@ def test_a_long_token_is_encoded_by_its_ends_and_loses_nothing_else(trained_nest
         check_doc(docs[1])
         # the long token keeps a first and a last sub-word: spans may start and end on it
         long_index = len(nlp.make_doc(texts[1]))
-        layout = window_layout(ner.model.get_ref("text_encoder"), [nlp.make_doc(batch[1])])
+        layout = window_layout(ner.model.get_ref("text_encoder"), ([nlp.make_doc(batch[1])], ner.descriptions))
         first, last = layout.first_wp[0, long_index], layout.last_wp[0, long_index]
         assert first >= 0 and last - first + 1 == max_wordpieces(ner.model.get_ref("text_encoder")) // 4
 
