@@ -69,6 +69,10 @@ PROMPT_SYSTEMS = {
 }
 SYSTEMS = ("support only", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat", *PROMPT_SYSTEMS)
 SUPERVISED = {"binder_ner": (False, None), "binder_ner + prompts + objectives": (True, "cosine")}
+# The prompt's inference cost: best of SPEED_ROUNDS alternating rounds over the
+# first SPEED_DOCS evaluation docs.
+SPEED_DOCS = 300
+SPEED_ROUNDS = 3
 # spancat's ngram suggester: our own fixed choice, no target data looked at.
 SPANCAT_SIZES = list(range(1, 11))
 
@@ -130,12 +134,15 @@ class Results:
             )
         self.data.update(meta)
 
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.data, indent=2))
+
     def get(self, key: str) -> Optional[Dict[str, object]]:
         return self.data["runs"].get(key)
 
     def put(self, key: str, value: Dict[str, object]) -> None:
         self.data["runs"][key] = value
-        self.path.write_text(json.dumps(self.data, indent=2))
+        self.save()
         typer.secho(f"  {key}: F1 {value['f1']:.3f} (P {value['precision']:.3f} R {value['recall']:.3f})", fg="green")
 
 
@@ -155,6 +162,7 @@ def main(
     work_dir: Path = typer.Option(ROOT / "project" / "training" / "fewshot", help="Support sets and scratch models"),
     max_eval: int = typer.Option(0, help="Score on the first N evaluation docs only (smoke runs)"),
     source_steps: int = typer.Option(400, help="Training steps of the (c)-(f) sources"),
+    source_eval_frequency: int = typer.Option(200, help="Steps between dev evaluations of the (c)-(f) sources"),
     supervised: str = typer.Option("", help="Comma-separated corpora to train fully with and without the options"),
 ) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -199,12 +207,15 @@ def main(
             ner.set_mode(mode)
             results.put("zero-shot", evaluate(nlp, refs))
         sources = {
-            name: _prompt_source(name, work_dir, source_dir, source_types, encoder_path, source_steps)
+            name: _prompt_source(name, work_dir, source_dir, source_types, encoder_path, source_steps, source_eval_frequency)
             for name in wanted if name in PROMPT_SYSTEMS
         }
         for name, prompt_source in sources.items():
             if results.get(f"zero-shot | {name}") is None:
                 results.put(f"zero-shot | {name}", _zero_shot(prompt_source, types, mode, refs))
+            if name not in results.data.setdefault("prompt_speed", {}):
+                results.data["prompt_speed"][name] = _prompt_speed(prompt_source, types, mode, refs)
+                results.save()
         for k in [int(x) for x in shots.split(",")]:
             for seed in [int(x) for x in seeds.split(",")]:
                 run_dir = work_dir / target / f"k{k}_seed{seed}"
@@ -251,8 +262,9 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
 
-def _prompt_source(name, work_dir, source_dir, source_types, encoder, steps) -> Path:
-    """The source of a (c)-(f) system, trained once (init-config --transfer with its options)."""
+def _prompt_source(name, work_dir, source_dir, source_types, encoder, steps, eval_frequency) -> Path:
+    """The source of a (c)-(f) system, trained once (init-config --transfer with its
+    options), as the project's fewshot-source trains MODEL."""
     out = work_dir / "sources" / _slug(name)
     if (out / "model-best").exists():
         return out / "model-best"
@@ -266,6 +278,7 @@ def _prompt_source(name, work_dir, source_dir, source_types, encoder, steps) -> 
         "paths.dev": str(source_dir / "dev.spacy"),
         "paths.descriptions": str(source_types),
         "paths.encoder": encoder,
+        "training.eval_frequency": eval_frequency,
     }
     seconds = train(config, out, overrides)
     (out / "train_seconds.json").write_text(json.dumps({"train_seconds": seconds}))
@@ -278,6 +291,32 @@ def _zero_shot(source: Path, types: Dict[str, str], mode: str, refs: List[Doc]) 
     ner.set_labels(types)
     ner.set_mode(mode)
     return evaluate(nlp, refs)
+
+
+def _prompt_speed(source: Path, types: Dict[str, str], mode: str, refs: List[Doc]) -> Dict[str, float]:
+    """Words/s of one pipeline with and without its label prompt, in alternating
+    rounds in this process: what the prompt costs at inference, weights equal."""
+    nlp = spacy.load(source)
+    ner = nlp.get_pipe("binder_ner")
+    ner.set_labels(types)
+    ner.set_mode(mode)
+    encoder = ner.model.get_ref("text_encoder")
+    prompt = encoder.attrs["prompt"]
+    docs = refs[:SPEED_DOCS]
+    words = sum(len(doc) for doc in docs)
+    seconds: Dict[str, List[float]] = {"prompt": [], "no prompt": []}
+    try:
+        for _ in range(SPEED_ROUNDS):
+            for name, value in (("prompt", prompt), ("no prompt", None)):
+                encoder.attrs["prompt"] = value
+                start = time.perf_counter()
+                list(nlp.pipe(fresh_docs(nlp, docs), batch_size=64))
+                seconds[name].append(time.perf_counter() - start)
+    finally:
+        encoder.attrs["prompt"] = prompt
+    speed = {f"words_per_second_{name.replace(' ', '_')}": words / min(s) for name, s in seconds.items()}
+    typer.secho(f"  prompt speed: {speed}", fg="green")
+    return {**speed, "docs": len(docs), "rounds": SPEED_ROUNDS}
 
 
 def _supervised(corpus: Path, path: Path, encoder: str, max_eval: int, work_dir: Path) -> None:

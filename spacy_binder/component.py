@@ -21,7 +21,7 @@ from .decode import STRATEGIES, decode, select
 from .encoders import window_layout
 from .errors import warn
 from .loss import BinderLoss
-from .model import clear_type_cache
+from .model import InT, clear_type_cache
 from .scorer import binder_score
 
 # What a type's gold mentions are: ("label", label) or ("text", lower-cased mention
@@ -347,7 +347,7 @@ class BinderNER(TrainablePipe):
                 "[initialize.components.<name>]) or with add_label(label, description=...)."
             )
         sample = [eg.predicted for eg in islice(get_examples(), INIT_SAMPLE_SIZE)]
-        self.model.initialize(X=(sample, self.descriptions))
+        self.model.initialize(X=self._model_input(sample, self._label_keys(), self.descriptions))
         clear_type_cache(self.model)
         self._warn_unlearnable(get_examples)
 
@@ -476,7 +476,7 @@ class BinderNER(TrainablePipe):
 
     def predict(self, docs: Iterable[Doc]) -> BinderScores:
         self._require_labels()
-        return self.model.predict((list(docs), self.descriptions))
+        return self.model.predict(self._model_input(list(docs), self._label_keys(), self.descriptions))
 
     def set_annotations(self, docs: Iterable[Doc], scores: BinderScores) -> None:
         self._annotate(list(docs), scores, self._min_scores(None, None))
@@ -517,7 +517,7 @@ class BinderNER(TrainablePipe):
         set_dropout_rate(self.model, drop)
         docs = [eg.predicted for eg in examples]
         keys, texts = self._training_types(examples)
-        scores, backprop = self.model.begin_update((docs, texts))
+        scores, backprop = self.model.begin_update(self._model_input(docs, keys, texts))
         loss, d_scores = self._loss(examples, scores, keys)
         self._n_updates += 1
         if not math.isfinite(loss):
@@ -531,6 +531,13 @@ class BinderNER(TrainablePipe):
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    @staticmethod
+    def _model_input(docs: List[Doc], keys: Sequence[GoldKey], texts: Sequence[str]) -> InT:
+        """What the model reads. A type sampler's mention types ("text" keys) are
+        encoded as types but not written into the label prompt: that would
+        give the text encoder the very strings it must find."""
+        return docs, list(texts), [key is None or key[0] != "text" for key in keys]
 
     def _label_keys(self) -> List[GoldKey]:
         return [("label", label) for label in self.labels]

@@ -7,7 +7,9 @@ vectors of the span head (the ones decoding compares with the type vectors):
   spans of the batch and a sample of non-entity candidate spans; gold spans
   sharing a type with it are its positives.
 - context-label: each gold span is contrasted with the prompt vector of every
-  type in its own window (`spacy_binder.prompt`); its own types are positives.
+  type written in its window's prompt (`spacy_binder.prompt`); its own types
+  are positives. Types not written (mention types) have zero vectors and
+  take no part.
 
 Per anchor the loss is -log(sum_pos e^l / sum_candidates e^l), averaged over
 anchors that have a positive, as in supervised contrastive learning and
@@ -153,7 +155,8 @@ def context_label(
     """Mean contrastive loss of gold spans against the prompt vectors of their
     window's types: their own types are positives, the others negatives.
 
-    label_embedding / label_variance: (W, K, D).
+    label_embedding / label_variance: (W, K, D); a type not written in the
+    prompt has a zero label vector and is no candidate.
     """
     index, types = _anchors(gold_span, valid)
     if len(index) == 0:
@@ -163,5 +166,6 @@ def context_label(
     var = None if span_variance is None else span_variance.flatten(0, 2)[index][:, None]
     label_var = None if label_variance is None else label_variance[window]
     logits = similarity_logits(similarity, temperature, mu, var, label_embedding[window], label_var)
-    total, count = anchor_terms(logits, types, torch.ones_like(types))
+    written = label_embedding.detach().abs().sum(-1)[window] > 0  # (G, K)
+    total, count = anchor_terms(logits, types, written)
     return total / count.clamp(min=1)

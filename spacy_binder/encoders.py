@@ -36,8 +36,9 @@ from .errors import warn_once
 from .prompt import LabelPrompt
 
 # What the text encoder reads: the docs, and the type descriptions of the call
-# (written after each window when it has a prompt, else unused).
-TextInput = Tuple[List[Doc], Sequence[str]]
+# (written after each window when it has a prompt, else unused; None: a type
+# that is not written).
+TextInput = Tuple[List[Doc], Sequence[Optional[str]]]
 # The least room a prompt must leave for the text of a window, in sub-words.
 MIN_TEXT_WORDPIECES = 32
 
@@ -161,17 +162,21 @@ def _shorten_long_tokens(
     return result, shortened
 
 
-def _tokenize(tokenizer, texts: List[str], prompt: Optional[Tuple[str, List[Tuple[int, int]]]]) -> dict:
+def _tokenize(
+    tokenizer, texts: List[str], prompt: Optional[Tuple[str, List[Optional[Tuple[int, int]]]]]
+) -> dict:
     """spacy-transformers' `huggingface_tokenize`, with the prompt as the
     second sequence of every pair when there is one.
 
     The prompt's sub-words get offsets (0, 0), like special tokens, so that no
     spaCy token aligns to them, and `prompt_label` (n_windows, n_wordpieces)
-    names the type each belongs to (-1: none, e.g. a separator).
+    names the type each belongs to (-1: none, e.g. a separator; a type that
+    is not written has no sub-words).
     """
     if prompt is None:
         return huggingface_tokenize(tokenizer, texts)
     prompt_text, label_spans = prompt
+    written = [(k, span) for k, span in enumerate(label_spans) if span is not None]
     encoding = tokenizer(
         texts,
         [prompt_text] * len(texts),
@@ -182,15 +187,16 @@ def _tokenize(tokenizer, texts: List[str], prompt: Optional[Tuple[str, List[Tupl
         return_token_type_ids=None,
         padding="longest",
     )
-    starts = numpy.asarray([start for start, _ in label_spans])
-    ends = numpy.asarray([end for _, end in label_spans])
+    types = numpy.asarray([k for k, _ in written], dtype="int64")
+    starts = numpy.asarray([start for _, (start, _) in written], dtype="int64")
+    ends = numpy.asarray([end for _, (_, end) in written], dtype="int64")
     offsets = encoding["offset_mapping"]
     prompt_label = numpy.full(encoding["input_ids"].shape, -1, dtype="int64")
     for row in range(len(texts)):
         in_prompt = numpy.asarray([sequence == 1 for sequence in encoding.sequence_ids(row)])
-        label = numpy.searchsorted(starts, offsets[row, :, 0], side="right") - 1
-        inside = in_prompt & (label >= 0) & (offsets[row, :, 0] < ends[label.clip(min=0)])
-        prompt_label[row, inside] = label[inside]
+        nth = numpy.searchsorted(starts, offsets[row, :, 0], side="right") - 1
+        inside = in_prompt & (nth >= 0) & (offsets[row, :, 0] < ends[nth.clip(min=0)])
+        prompt_label[row, inside] = types[nth[inside]]
         offsets[row, in_prompt] = 0
     result = dict(encoding)
     result["prompt_label"] = prompt_label
@@ -215,7 +221,9 @@ def _prompt_cost(model: Model, tokenizer, prompt_text: str, limit: int) -> int:
     return cost
 
 
-def _tokenize_windows(model: Model, windows: List[Span], descriptions: Sequence[str]) -> Tuple[List[Span], dict]:
+def _tokenize_windows(
+    model: Model, windows: List[Span], descriptions: Sequence[Optional[str]]
+) -> Tuple[List[Span], dict]:
     """Tokenize windows (and the prompt, if any) so that each fits the
     encoder; nothing of the text is truncated.
 
@@ -227,7 +235,8 @@ def _tokenize_windows(model: Model, windows: List[Span], descriptions: Sequence[
     tokenizer = _tokenizer(model)
     limit = max_wordpieces(model)
     prompt_config: Optional[LabelPrompt] = model.attrs["prompt"]
-    prompt = prompt_config.render(descriptions) if prompt_config is not None else None
+    written = any(description is not None for description in descriptions)
+    prompt = prompt_config.render(descriptions) if prompt_config is not None and written else None
     prompt_cost = _prompt_cost(model, tokenizer, prompt[0], limit) if prompt is not None else 0
     budget = (limit - prompt_cost) // 4
 
@@ -311,7 +320,9 @@ def _window_alignment(
     )
 
 
-def _windows(model: Model, docs: List[Doc], descriptions: Sequence[str]) -> Tuple[List[Span], Optional[dict]]:
+def _windows(
+    model: Model, docs: List[Doc], descriptions: Sequence[Optional[str]]
+) -> Tuple[List[Span], Optional[dict]]:
     windows = [
         window
         for doc_windows in get_strided_spans(docs, model.attrs["window"], model.attrs["stride"])

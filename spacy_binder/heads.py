@@ -135,8 +135,9 @@ class BinderHeads(nn.Module):
         label_embedding = label_variance = None
         if prompt_label is not None:
             # Computed even when unused, so that the lazy layer gets its width at initialization.
-            labels = self.dropout(self.prompt_label(_pool_prompt(hidden, prompt_label, types.shape[0])))
-            label_embedding = normalize(labels, dim=-1)
+            pooled, written = _pool_prompt(hidden, prompt_label, types.shape[0])
+            labels = self.dropout(self.prompt_label(pooled))
+            label_embedding = normalize(labels, dim=-1) * written[..., None]
             label_variance = self._variance(labels) if embeddings else None
         if not embeddings:
             span_embedding = label_embedding = None
@@ -211,9 +212,12 @@ def _gather_tokens(values: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
     return torch.gather(values, 1, index).view(*ends.shape, n_types)
 
 
-def _pool_prompt(hidden: torch.Tensor, prompt_label: torch.Tensor, n_types: int) -> torch.Tensor:
-    """Mean of each type's prompt sub-words per window: (W, K, H)."""
+def _pool_prompt(
+    hidden: torch.Tensor, prompt_label: torch.Tensor, n_types: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Mean of each type's prompt sub-words per window (W, K, H), and whether
+    the type is written in the prompt at all (W, K)."""
     one_hot = (prompt_label[:, None, :] == torch.arange(n_types, device=hidden.device)[None, :, None])
     weights = one_hot.to(hidden.dtype)
-    weights = weights / weights.sum(-1, keepdim=True).clamp(min=1.0)
-    return weights @ hidden
+    counts = weights.sum(-1, keepdim=True)
+    return (weights / counts.clamp(min=1.0)) @ hidden, counts[..., 0] > 0

@@ -16,7 +16,9 @@ from .encoders import TextInput
 from .errors import warn
 from .heads import BinderHeads
 
-InT = Tuple[List[Doc], List[str]]
+# The docs, the text of each type for the type encoder, and whether the text
+# encoder's label prompt (if any) writes it.
+InT = Tuple[List[Doc], List[str], List[bool]]
 
 
 @registry.architectures("spacy_binder.BinderModel.v1")
@@ -102,8 +104,9 @@ def init(model: Model, X: Optional[InT] = None, Y=None) -> None:
 
 
 def forward(model: Model, inputs: InT, is_train: bool) -> Tuple[BinderScores, Callable]:
-    docs, descriptions = inputs
-    encoded, backprop_text = model.get_ref("text_encoder")(inputs, is_train)
+    docs, descriptions, prompted = inputs
+    prompt = [text if written else None for text, written in zip(descriptions, prompted)]
+    encoded, backprop_text = model.get_ref("text_encoder")((docs, prompt), is_train)
     types, backprop_types = _type_vectors(model, descriptions, is_train)
     if len(encoded.windows) == 0:
         empty = _empty_scores(encoded.windows, len(docs), len(descriptions), model)

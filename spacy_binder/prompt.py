@@ -2,11 +2,13 @@
 
 With a prompt, the text encoder reads `[CLS] window [SEP] prompt [SEP]`, where
 the prompt renders every entity type of the call, so each token is encoded
-knowing which types are asked for. The prompt's sub-words are never span
+knowing which types are asked for. Types made up in training from the text
+itself (the type sampler's mention types) are not written: the prompt would
+hand the text encoder the very strings it must find. The prompt's sub-words are never span
 candidates (they align to no spaCy token) and the thresholds stay on [CLS].
 """
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from spacy.util import registry
 
@@ -37,13 +39,19 @@ class LabelPrompt:
                 f"'{{description}}' in it ({err!r}); write literal braces as '{{{{' and '}}}}'."
             ) from None
 
-    def render(self, descriptions: Sequence[str]) -> Tuple[str, List[Tuple[int, int]]]:
-        """The prompt text and the character span of each type's own text in it."""
+    def render(
+        self, descriptions: Sequence[Optional[str]]
+    ) -> Tuple[str, List[Optional[Tuple[int, int]]]]:
+        """The prompt text and the character span of each type's own text in it
+        (None for a type not written: a None description)."""
         parts: List[str] = []
-        spans: List[Tuple[int, int]] = []
+        spans: List[Optional[Tuple[int, int]]] = []
         position = 0
-        for i, description in enumerate(descriptions):
-            if i:
+        for description in descriptions:
+            if description is None:
+                spans.append(None)
+                continue
+            if parts:
                 parts.append(self.separator)
                 position += len(self.separator)
             text = self.template.format(description=description)

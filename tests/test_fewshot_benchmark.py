@@ -39,6 +39,8 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
     expected = {"zero-shot", "zero-shot | (e) prompts + objectives (JS)"}
     expected |= {f"{name} | k=5 | seed={seed}" for name in SYSTEMS for seed in (1, 2)}
     assert set(result["runs"]) == expected | {"source before fine-tuning"}
+    speed = result["prompt_speed"]["(e) prompts + objectives (JS)"]
+    assert speed["docs"] == 30 and speed["words_per_second_prompt"] > 0 and speed["words_per_second_no_prompt"] > 0
     for key, run in result["runs"].items():
         assert 0.0 <= run["f1"] <= 1.0, key
         if " | k=" in key:
@@ -56,7 +58,8 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
     for row in ("| (0) zero-shot from descriptions |", "| (b) source binder_ner fine-tuned on the support set |",
                 "| NNShot (source-trained encoder) |", "| spancat on the support set alone |",
                 "ncbi: (b) beats NNShot and spancat at 5-shot", "ncbi: zero-shot Disease F1 ≥ 30",
-                "| (e) (d) with Jensen-Shannon |", "ncbi: best of (c)-(f) beats (b) and NNShot by 5 F1 at 5-shot"):
+                "| (e) (d) with Jensen-Shannon |", "ncbi: best of (c)-(f) beats (b) and NNShot by 5 F1 at 5-shot",
+                "ncbi: prompts cost ≤ 25% of inference speed ((e) prompts + objectives (JS) source"):
         assert row in text
     # A rerun resumes: every run is already there, nothing is trained again.
     again = subprocess.run(

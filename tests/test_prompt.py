@@ -8,6 +8,7 @@ from conftest import DESCRIPTIONS, NESTED_DATA, described_nlp, make_examples, ma
 from spacy_binder.encoders import _tokenizer, _windows, max_wordpieces, window_layout
 from spacy_binder.loss import BinderLoss
 from spacy_binder.prompt import LabelPrompt
+from spacy_binder.transfer import TypeSampler
 
 PROMPT = {"text_encoder.prompt": {"@misc": "spacy_binder.LabelPrompt.v1"}}
 OBJECTIVES = {"@misc": "spacy_binder.BinderLoss.v1", "context_weight": 0.5, "label_weight": 0.5}
@@ -26,6 +27,10 @@ def test_render_marks_each_description():
     text, spans = LabelPrompt(template="type: {description}", separator=" | ").render(["a gene", "a cell"])
     assert text == "type: a gene | type: a cell"
     assert [text[s:e] for s, e in spans] == ["type: a gene", "type: a cell"]
+    # A type that is not written (None) keeps its place in the list of spans.
+    text, spans = LabelPrompt().render([None, "a gene", None, "a cell"])
+    assert text == "a gene ; a cell" and spans[0] is None and spans[2] is None
+    assert [text[s:e] for s, e in (spans[1], spans[3])] == ["a gene", "a cell"]
     for template in ("{label}", "no placeholder", "{description} {"):
         with pytest.raises(ValueError, match="template"):
             LabelPrompt(template=template)
@@ -103,14 +108,15 @@ def test_objectives_change_training_only_where_asked(tiny_bert):
     nlp, ner = prompted_nlp(tiny_bert)
     examples = make_examples(nlp)
     docs = [eg.predicted for eg in examples]
+    inputs = ner._model_input(docs, ner._label_keys(), ner.descriptions)
     assert ner.model.attrs["embeddings"] is False
-    scores, _ = ner.model.begin_update((docs, ner.descriptions))
+    scores, _ = ner.model.begin_update(inputs)
     assert scores.span_embedding is None and scores.label_embedding is None
     ner.loss = BinderLoss(context_weight=1.0, label_weight=1.0)
-    scores, _ = ner.model.begin_update((docs, ner.descriptions))
+    scores, _ = ner.model.begin_update(inputs)
     assert scores.span_embedding.shape[:3] == scores.span.shape[:3]
     assert scores.label_embedding.shape[:2] == (len(scores.windows), len(ner.labels))
-    assert ner.model.predict((docs, ner.descriptions)).span_embedding is None
+    assert ner.model.predict(inputs).span_embedding is None
 
 
 def test_objective_settings_the_model_cannot_serve_are_refused(tiny_bert):
@@ -119,3 +125,28 @@ def test_objective_settings_the_model_cannot_serve_are_refused(tiny_bert):
     with pytest.raises(ValueError, match="gaussian_embeddings = true"):
         make_nlp(tiny_bert, model=PROMPT, loss={**OBJECTIVES, "similarity": "kl"})
     assert make_nlp(tiny_bert, model=PROMPT, loss=OBJECTIVES).get_pipe("binder_ner").loss.label_weight == 0.5
+
+
+def test_mention_types_are_encoded_but_never_written_into_the_prompt(tiny_bert):
+    nlp, ner = prompted_nlp(tiny_bert)
+    ner.type_sampler = TypeSampler(n_mention_types=4, seed=0)
+    examples = make_examples(nlp)
+    keys, texts = ner._training_types(examples)
+    docs, types, written = ner._model_input([eg.predicted for eg in examples], keys, texts)
+    mentions = [k for k, key in enumerate(keys) if key[0] == "text"]
+    assert mentions and all(not written[k] for k in mentions) and all(written[k] for k in range(len(keys)) if k not in mentions)
+    encoder = ner.model.get_ref("text_encoder")
+    prompt = [text if w else None for text, w in zip(types, written)]
+    _, encoding = _windows(encoder, docs, prompt)
+    labels = encoding["prompt_label"]
+    assert set(numpy.unique(labels)) == {-1} | {k for k in range(len(keys)) if written[k]}
+    # The prompt part of each window is exactly the written types, rendered.
+    tokenizer = _tokenizer(encoder)
+    expected = tokenizer(LabelPrompt().render(prompt)[0], add_special_tokens=False)["input_ids"]
+    for row in range(len(encoding["input_ids"])):
+        in_prompt = numpy.flatnonzero(encoding["token_type_ids"][row] * encoding["attention_mask"][row])
+        assert list(encoding["input_ids"][row][in_prompt][:-1]) == expected  # the last is [SEP]
+    # Training on them works and the label objective only sees written types.
+    ner.loss = BinderLoss(context_weight=0.5, label_weight=0.5)
+    scores, _ = ner.model.begin_update((docs, types, written))
+    assert (scores.label_embedding[:, mentions].abs().sum() == 0) and (scores.label_embedding[:, [k for k in range(len(keys)) if written[k]]].norm(dim=-1) > 0.99).all()
