@@ -133,8 +133,9 @@ class BinderHeads(nn.Module):
         else:
             thresholds = self._dynamic_thresholds(h_cls, (e_start, e_end, e_span), widths[0], scale)
         label_embedding = label_variance = None
-        if prompt_label is not None:
-            # Computed even when unused, so that the lazy layer gets its width at initialization.
+        # Prompt vectors only serve the objectives; computed once more at
+        # initialization so that the lazy layer gets its width.
+        if prompt_label is not None and (embeddings or isinstance(self.prompt_label, nn.LazyLinear)):
             pooled, written = _pool_prompt(hidden, prompt_label, types.shape[0])
             labels = self.dropout(self.prompt_label(pooled))
             label_embedding = normalize(labels, dim=-1) * written[..., None]
