@@ -48,7 +48,7 @@ from nnshot import nnshot_predict
 from run import fresh_docs
 from spacy_binder.component import read_type_descriptions
 from spacy_binder.encoders import resolve_encoder_name
-from spacy_binder.init_config import OBJECTIVE_WEIGHT, detect_mode, init_config
+from spacy_binder.init_config import detect_mode, init_config
 from spacy_binder.sampler import sample_support
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,6 +158,7 @@ def main(
     steps: int = typer.Option(40, help="Fine-tuning steps (the whole support set a step)"),
     learn_rate: float = typer.Option(2e-4, help="Fine-tuning learning rate (constant)"),
     mention_weight: float = typer.Option(0.8, help="Fine-tuning loss: weight of the mention terms against the threshold terms"),
+    objective_weight: float = typer.Option(0.1, help="Fine-tuning loss of (d)-(f): weight of each part-2 objective (their sources: 0.5)"),
     encoder: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", help="Encoder for systems trained from scratch"),
     work_dir: Path = typer.Option(ROOT / "project" / "training" / "fewshot", help="Support sets and scratch models"),
     max_eval: int = typer.Option(0, help="Score on the first N evaluation docs only (smoke runs)"),
@@ -191,10 +192,12 @@ def main(
                 "target": target, "source": source_corpus, "pool_split": pool_split,
                 "eval_split": eval_split, "eval_docs": len(refs), "nested": nested,
                 "steps": steps, "learn_rate": learn_rate, "mention_weight": mention_weight, "spancat_sizes": [1, SPANCAT_SIZES[-1]],
+                "objective_weight": objective_weight,
                 "prompt_source_steps": source_steps,
             },
             {"source": str(source), "encoder": encoder_path, "steps": steps,
-             "learn_rate": learn_rate, "mention_weight": mention_weight, "max_eval": max_eval},
+             "learn_rate": learn_rate, "mention_weight": mention_weight, "max_eval": max_eval,
+             "objective_weight": objective_weight},
         )
         if results.get("source before fine-tuning") is None and "fine-tuned + source kept" in wanted:
             typer.secho(f"\n=== the source pipeline on {source_corpus} test", bold=True)
@@ -237,7 +240,7 @@ def main(
                     **{
                         name: lambda out, name=name: _fine_tune(
                             sources[name], run_dir / "support.spacy", out, types_path, mode, tuning, refs, False,
-                            PROMPT_SYSTEMS[name][1],
+                            _objectives(name, objective_weight),
                         )[0]
                         for name in sources
                     },
@@ -256,6 +259,11 @@ def main(
 
     for corpus in [c.strip() for c in supervised.split(",") if c.strip()]:
         _supervised(corpus_dir / corpus, results_dir / f"supervised_{corpus}.json", encoder_path, max_eval, work_dir)
+
+
+def _objectives(name: str, weight: float) -> Optional[Tuple[str, float]]:
+    similarity = PROMPT_SYSTEMS[name][1]
+    return None if similarity is None else (similarity, weight)
 
 
 def _slug(name: str) -> str:
@@ -377,14 +385,15 @@ def _support_only(run_dir, out, types_path, mode, steps, encoder, refs) -> Dict[
 
 
 def _fine_tune(
-    source, train_path, out, types_path, mode, tuning, refs, keep, objectives=None
+    source, train_path, out, types_path, mode, tuning, refs, keep, objectives: Optional[Tuple[str, float]] = None
 ) -> Tuple[Dict[str, object], Language]:
+    """Fine-tune SOURCE; OBJECTIVES = (similarity, weight of each part-2 objective), or None: off."""
     steps, learn_rate, mention_weight = tuning
-    weight = OBJECTIVE_WEIGHT if objectives is not None else 0.0
+    similarity, weight = objectives or ("cosine", 0.0)
     overrides = {
         "initialize.after_init.loss.context_weight": weight,
         "initialize.after_init.loss.label_weight": weight,
-        "initialize.after_init.loss.similarity": objectives or "cosine",
+        "initialize.after_init.loss.similarity": similarity,
         "paths.source": str(source),
         "paths.train": str(train_path),
         "paths.descriptions": str(types_path),

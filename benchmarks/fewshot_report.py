@@ -168,8 +168,9 @@ def main(results_dir: Path, output: Path) -> None:
     ]
     for name, data in sorted(results.items()):
         lines += target_table(data)
+        objectives = f", objectives of (d)-(f) at {data['objective_weight']} each" if "objective_weight" in data else ""
         lines.append(f"Fine-tuning: {data['steps']} steps at {data['learn_rate']}, mention weight "
-                     f"{data['mention_weight']}; spancat ngram sizes "
+                     f"{data['mention_weight']}{objectives}; spancat ngram sizes "
                      f"{data['spancat_sizes'][0]}–{data['spancat_sizes'][1]}.")
         lines.append("")
     supervised = supervised_table(results_dir)

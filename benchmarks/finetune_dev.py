@@ -1,11 +1,12 @@
 """Fine-tuning settings compared on a target's dev split minus the support set.
 
-python benchmarks/finetune_dev.py CORPUS_DIR OUTPUT.json --source MODEL NAME=STEPS:LEARN_RATE:MENTION_WEIGHT ...
+python benchmarks/finetune_dev.py CORPUS_DIR OUTPUT.json --source MODEL NAME=STEPS:LEARN_RATE:MENTION_WEIGHT[:SIMILARITY:WEIGHT] ...
 
 The few-shot benchmark scores on test; the fine-tuning settings of
 configs/binder_fewshot.cfg are chosen here: each support set is drawn from the
 target's dev split (as in the benchmark) and scored on the rest of that split
-(sentences equal to a support sentence left out too).
+(sentences equal to a support sentence left out too). SIMILARITY and WEIGHT turn
+on the part-2 objectives (context-context and context-label, both at WEIGHT).
 """
 import json
 import shutil
@@ -38,9 +39,12 @@ def main(
     seed_list = [int(seed) for seed in seeds.split(",")]
     for item in settings:
         name, _, values = item.partition("=")
-        steps, learn_rate, mention_weight = values.split(":")
+        steps, learn_rate, mention_weight, *objectives = values.split(":")
         tuning = (int(steps), float(learn_rate), float(mention_weight))
+        terms = (objectives[0], float(objectives[1])) if objectives else None
         wanted = {"steps": tuning[0], "learn_rate": tuning[1], "mention_weight": tuning[2], "source": str(source)}
+        if terms is not None:
+            wanted.update(similarity=terms[0], objective_weight=terms[1])
         for seed in seed_list:
             key = f"{name} | {target} | k={k} | seed={seed}"
             found = {field: results.get(key, {}).get(field, wanted[field]) for field in wanted}
@@ -53,7 +57,9 @@ def main(
                 run_dir = work_dir / f"{target}_k{k}_seed{seed}"
                 run_dir.mkdir(parents=True, exist_ok=True)
                 DocBin(docs=support).to_disk(run_dir / "support.spacy")
-                result, _ = _fine_tune(source, run_dir / "support.spacy", run_dir / "model", types_path, mode, tuning, rest, False)
+                result, _ = _fine_tune(
+                    source, run_dir / "support.spacy", run_dir / "model", types_path, mode, tuning, rest, False, terms,
+                )
                 result.pop("per_type")
                 results[key] = {**result, **wanted}
                 output.write_text(json.dumps(results, indent=2))
