@@ -54,12 +54,18 @@ class System:
     overrides: Dict[str, object] = field(default_factory=dict)
     strategy: Optional[str] = None  # binder_ner inference strategy override
     trained_as: Optional[str] = None  # reuse another system's trained pipeline
+    quantized: bool = False  # that pipeline made int8 by `python -m spacy_binder quantize`
+
+
+# Systems timed and measured for memory; the others are accuracy variants.
+TIMED = ("binder_ner", "binder_ner int8", "spancat", "ner")
 
 
 def plan_systems(corpus: str, nested: bool, sizes: List[int], ablations: bool, binder_cfg: Path) -> List[System]:
     binder = {"paths.descriptions": str(ROOT / "assets" / "entity_types" / f"{corpus}.jsonl")}
     systems = [
         System("binder_ner", binder_cfg, "spans" if nested else "ents", binder),
+        System("binder_ner int8", binder_cfg, "spans" if nested else "ents", trained_as="binder_ner", quantized=True),
         System(
             "spancat",
             BENCHMARKS / "configs" / "spancat_trf.cfg",
@@ -165,7 +171,7 @@ def measure_inference(
     systems: List[System], models: Dict[str, Path], eval_path: Path, rounds: int
 ) -> Dict[str, Dict[str, object]]:
     """Accuracy of every system and alternating inference timings of the main ones."""
-    nlps = {s.name: spacy.load(models[s.trained_as or s.name]) for s in systems}
+    nlps = {s.name: spacy.load(models[s.name]) for s in systems}
     for s in systems:
         if s.strategy:
             nlps[s.name].get_pipe("binder_ner").cfg["strategy"] = s.strategy
@@ -182,7 +188,7 @@ def measure_inference(
     timed: Dict[str, Callable[[List[Doc]], object]] = {
         s.name: (lambda docs, nlp=nlps[s.name]: list(nlp.pipe(docs, batch_size=64)))
         for s in systems
-        if s.trained_as is None and s.name in ("binder_ner", "spancat", "ner")
+        if s.name in TIMED
     }
     timed["bare encoder"] = bare_encoder
     results: Dict[str, Dict[str, object]] = {}
@@ -209,7 +215,7 @@ def measure_training_speed(
     """Alternate update steps of the untrained systems over the same batches."""
     nlps, batches = {}, {}
     for s in systems:
-        if s.trained_as is not None or s.name not in ("binder_ner", "spancat", "ner"):
+        if s.trained_as is not None or s.name not in TIMED:
             continue
         fix_random_seed(0)
         config = load_config(s.config, overrides={**shared, **s.overrides}, interpolate=False)
@@ -231,6 +237,15 @@ def measure_training_speed(
         name: rounds * sum(len(eg) for batch in batches[name] for eg in batch) / seconds[name]
         for name in nlps
     }
+
+
+def quantize(model: Path, output: Path) -> Path:
+    """The int8 copy of a trained pipeline, made by the command users run."""
+    cmd = [sys.executable, "-m", "spacy_binder", "quantize", str(model), str(output)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    return output
 
 
 def measure_memory(model: Path, docs: Path, n_words: int = 0, repeats: int = 1) -> Dict[str, float]:
@@ -315,6 +330,11 @@ def main(
                 out = work_dir / corpus / slug(s.name)
                 training[s.name] = train_system(s, out, shared, reuse_trained)
                 models[s.name] = out / "model-best"
+        for s in systems:
+            if s.quantized:
+                models[s.name] = quantize(models[s.trained_as], work_dir / corpus / slug(s.name))
+            elif s.trained_as is not None:
+                models[s.name] = models[s.trained_as]
         typer.secho(f"\n=== {corpus}: accuracy and inference speed on {eval_split}", bold=True)
         inference = measure_inference(systems, models, splits[eval_split], rounds)
         typer.secho(f"=== {corpus}: training speed, alternating", bold=True)
@@ -323,12 +343,12 @@ def main(
         memory = {
             s.name: measure_memory(models[s.name], splits[eval_split])
             for s in systems
-            if s.name in ("binder_ner", "spancat", "ner")
+            if s.name in TIMED
         }
         scaling_results = {}
         if corpus == scaling_corpus:
             typer.secho(f"=== {corpus}: long documents", bold=True)
-            for name in memory:
+            for name in (s.name for s in systems if s.name in memory and not s.quantized):
                 scaling_results[name] = {
                     n: measure_memory(models[name], splits[eval_split], int(n), rounds) for n in scaling.split(",")
                 }

@@ -1,5 +1,5 @@
-"""`python -m spacy_binder`: corpus conversion, distant labelling, K-shot sampling
-and training configs."""
+"""`python -m spacy_binder`: corpus conversion, distant labelling, K-shot sampling,
+training configs and int8 quantization."""
 from pathlib import Path
 from typing import List, Optional
 
@@ -10,6 +10,7 @@ from spacy.tokens import DocBin
 from .convert import FORMATS, SCHEMES, ConversionReport, convert_corpus, distant_corpus
 from .encoders import BUNDLED_ENCODER
 from .init_config import MAX_PASSES, MAX_STEPS, default_max_steps, detect_mode, init_config
+from .quantize import quantize_overrides
 from .sampler import sample_support
 
 app = typer.Typer(help="spacy-binder tools", no_args_is_help=True, add_completion=False)
@@ -144,3 +145,20 @@ def init_config_command(
     config.to_disk(output)
     missing = "".join(f" --paths.{name} {name.upper()}" for name, path in (("train", train), ("dev", dev)) if path is None)
     typer.echo(f"wrote {output}: spacy train {output}{missing}")
+
+
+@app.command()
+def quantize(
+    pipeline: Path = typer.Argument(..., exists=True, file_okay=False, help="A trained pipeline folder"),
+    output: Path = typer.Argument(..., help="The folder of the int8 pipeline to write"),
+) -> None:
+    """Write a copy of a trained pipeline whose binder_ner text encoders run int8
+    on CPU (spacy.load, to_disk and spacy package as usual; it cannot be trained)."""
+    try:
+        overrides = quantize_overrides(spacy.util.load_config(pipeline / "config.cfg"))
+        nlp = spacy.load(pipeline, config=overrides)
+    except (ValueError, ImportError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    nlp.to_disk(output)
+    typer.echo(f"wrote {output}: {', '.join(overrides)} = int8")

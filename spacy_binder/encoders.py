@@ -29,11 +29,13 @@ from spacy_transformers.layers.transformer_model import (
 from spacy_transformers.span_getters import get_strided_spans
 from spacy_transformers.util import batch_by_length
 from thinc.api import Model
+from transformers import AutoModel
 from transformers.file_utils import ModelOutput
 
 from .batch import EncodedWindows, Windows
 from .errors import warn_once
 from .prompt import LabelPrompt
+from .quantize import Int8Transformer, check_quantize
 
 # What the text encoder reads: the docs, and the type descriptions of the call
 # (written after each window when it has a prompt, else unused; None: a type
@@ -81,13 +83,14 @@ def resolve_encoder_name(name: str) -> str:
     return name
 
 
-def _hf_model(mixed_precision: bool, grad_scaler_config: dict) -> Model:
+def _hf_model(mixed_precision: bool, grad_scaler_config: dict, quantize: Optional[str]) -> Model:
     return HFWrapper(
         HFObjects(None, None, None, {}, {}),
         convert_inputs=_convert_transformer_inputs,
         convert_outputs=_convert_transformer_outputs,
         mixed_precision=mixed_precision,
         grad_scaler_config=grad_scaler_config,
+        model_cls=Int8Transformer if quantize == "int8" else AutoModel,
     )
 
 
@@ -97,7 +100,15 @@ def _init_encoder(model: Model, X=None, Y=None) -> None:
         return
     source = resolve_encoder_name(model.attrs["name"])
     hf_objects = huggingface_from_pretrained(source, {}, {})
+    if is_quantized(model):
+        hf_objects.transformer = Int8Transformer.quantized(hf_objects.transformer)
     set_pytorch_transformer(model, hf_objects)
+
+
+def is_quantized(model: Model) -> bool:
+    """Whether the encoder runs int8: its config says so (the shim builds an
+    `Int8Transformer`), whatever the weights it was loaded from."""
+    return model.get_ref("transformer").shims[0].model_cls is Int8Transformer
 
 
 def max_wordpieces(model: Model) -> int:
@@ -387,6 +398,11 @@ def _encode_by_length(
 def text_encoder_forward(
     model: Model, inputs: TextInput, is_train: bool
 ) -> Tuple[EncodedWindows, Callable]:
+    if is_train and is_quantized(model):
+        raise ValueError(
+            "[binder_ner] This pipeline's text encoder is quantized (int8) for inference and cannot be trained: train the fp32 pipeline it was made "
+            "from, then quantize that (python -m spacy_binder quantize)."
+        )
     docs, descriptions = inputs
     windows, encoding = _windows(model, docs, descriptions)
     if not windows:
@@ -444,9 +460,10 @@ def _encoder(
     name: str,
     mixed_precision: bool,
     grad_scaler_config: dict,
+    quantize: Optional[str] = None,
     **attrs,
 ) -> Model:
-    transformer = _hf_model(mixed_precision, grad_scaler_config)
+    transformer = _hf_model(mixed_precision, grad_scaler_config, quantize)
     return Model(
         kind,
         forward,
@@ -467,6 +484,7 @@ def build_text_encoder(
     grad_scaler_config: dict = {},
     max_batch_items: int = 4096,
     prompt: Optional[LabelPrompt] = None,
+    quantize: Optional[str] = None,
 ) -> Model[TextInput, EncodedWindows]:
     """Encode docs in overlapping windows of `window` spaCy tokens, `stride` apart.
 
@@ -475,6 +493,9 @@ def build_text_encoder(
     through the transformer together, at most `max_batch_items` padded
     sub-words at a time. prompt (`spacy_binder.LabelPrompt.v1`): write the
     call's type descriptions after each window (`spacy_binder.prompt`).
+    quantize: "int8" runs the encoder with int8 linear layers for CPU inference
+    (`spacy_binder.quantize`); set when loading a trained pipeline, or by
+    `python -m spacy_binder quantize`. Such an encoder cannot be trained.
     """
     if window < 1 or not 0 < stride <= window:
         raise ValueError(
@@ -483,12 +504,14 @@ def build_text_encoder(
         )
     if max_batch_items < 1:
         raise ValueError(f"Text encoder needs max_batch_items >= 1, got {max_batch_items}.")
+    check_quantize(quantize)
     return _encoder(
         "binder_text_encoder",
         text_encoder_forward,
         name,
         mixed_precision,
         grad_scaler_config,
+        quantize,
         window=window,
         stride=stride,
         max_batch_items=max_batch_items,

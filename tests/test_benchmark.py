@@ -30,10 +30,10 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
     expected = {
-        "genia": {"binder_ner", "spancat", "binder_ner no position objectives",
+        "genia": {"binder_ner", "binder_ner int8", "spancat", "binder_ner no position objectives",
                   "binder_ner learned global thresholds", "binder_ner joint inference"},
-        "ncbi": {"binder_ner", "spancat", "ner"},
-        "conll": {"binder_ner", "spancat", "ner"},
+        "ncbi": {"binder_ner", "binder_ner int8", "spancat", "ner"},
+        "conll": {"binder_ner", "binder_ner int8", "spancat", "ner"},
     }
     for corpus, systems in expected.items():
         result = json.loads((results / f"{corpus}.json").read_text())
@@ -45,17 +45,20 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
         assert len({t["words"] for t in trained.values()}) == 1 and trained["binder_ner"]["words"] > 0
         for name, s in result["systems"].items():
             assert 0.0 <= s["f1"] <= 1.0 and s["per_type"] is not None
-        for name in systems & {"binder_ner", "spancat", "ner"}:
+        for name in systems & {"binder_ner", "binder_ner int8", "spancat", "ner"}:
             s = result["systems"][name]
-            assert s["inference_words_per_second"] > 0 and s["training_words_per_second_alternating"] > 0
-            assert s["inference_memory"]["peak_rss_mb"] > 0
+            assert s["inference_words_per_second"] > 0 and s["inference_memory"]["peak_rss_mb"] > 0
+            trains = name != "binder_ner int8"
+            assert (s["training_words_per_second_alternating"] is not None) == trains
         assert result["bare_encoder"]["inference_words_per_second"] > 0
         assert 0.0 < result["spancat_suggester"]["gold_reachable"] <= 1.0
     scaling = json.loads((results / "ncbi.json").read_text())["systems"]["ner"]["scaling"]
     assert {n: m["words"] for n, m in scaling.items()} == {"300": 300, "600": 600}
+    assert json.loads((results / "ncbi.json").read_text())["systems"]["binder_ner int8"]["scaling"] is None
 
     text = report.read_text()
     assert "## Targets" in text and "## Ablations (genia, dev)" in text
     for row in ("| genia | dev | 4 | spancat |", "| ncbi | test | 4 | ner |", "| conll | test | 4 | binder_ner |",
-                "binder_ner learned global thresholds", "| ncbi | bare encoder forward |"):
+                "binder_ner learned global thresholds", "| ncbi | bare encoder forward |",
+                "| conll | test | 4 | binder_ner int8 |", "ncbi: int8 F1 within 0.5 of fp32", "conll: training ≥ 1.0 × ner"):
         assert row in text

@@ -64,15 +64,13 @@ def test_disk_round_trip_offline_without_the_encoder_files(trained_nested, tiny_
     assert_same(expected, got)
 
 
-def test_spacy_package_round_trip(trained_nested, tmp_path):
-    expected = annotations(trained_nested)
-    trained_nested.meta["name"] = "binder_test"
-    trained_nested.meta["version"] = "0.0.1"
-    trained_nested.to_disk(tmp_path / "pipeline")
+def package_and_load(pipeline, tmp_path, name: str):
+    """`spacy package` a pipeline folder as a wheel, install it aside and load it by name."""
     out = tmp_path / "packages"
     out.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "spacy", "package", str(tmp_path / "pipeline"), str(out), "--build", "wheel", "--force"],
+        [sys.executable, "-m", "spacy", "package", str(pipeline), str(out), "--name", name,
+         "--version", "0.0.1", "--build", "wheel", "--force"],
         capture_output=True,
         text=True,
     )
@@ -87,10 +85,15 @@ def test_spacy_package_round_trip(trained_nested, tmp_path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            nlp = spacy.load("en_binder_test")
+            return spacy.load(f"en_{name}")
     finally:
         sys.path.remove(str(target))
-    assert_same(expected, annotations(nlp))
+
+
+def test_spacy_package_round_trip(trained_nested, tmp_path):
+    expected = annotations(trained_nested)
+    trained_nested.to_disk(tmp_path / "pipeline")
+    assert_same(expected, annotations(package_and_load(tmp_path / "pipeline", tmp_path, "binder_test")))
 
 
 def test_docbin_keeps_predicted_scores(trained_nested):

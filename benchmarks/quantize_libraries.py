@@ -1,0 +1,155 @@
+"""Which int8 library for binder_ner's CPU inference: measured, not guessed.
+
+python benchmarks/quantize_libraries.py PIPELINE EVAL.spacy [--rounds 3] [--max-docs 0]
+
+Swaps the trained pipeline's text encoder for each candidate in one process and
+reports, per candidate, the pipeline's span F1 on EVAL and the words/s of the
+bare text encoder (binder_ner's windows and forward pass, batch 64), best of
+alternating rounds, as a ratio to fp32:
+- torch.ao: eager `torch.ao.quantization.quantize_dynamic` (deprecated);
+- torchao: `quantize_(Int8DynamicActivationInt8WeightConfig())`;
+- onnxruntime: the encoder exported to ONNX, fused by onnxruntime's BERT
+  optimizer, then `onnxruntime.quantization.quantize_dynamic` (and fp32, fused).
+Needs `pip install onnxruntime onnx torchao` (not dependencies of spacy-binder).
+"""
+import copy
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import spacy
+import torch
+import typer
+from spacy.scorer import Scorer
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+from spacy.util import minibatch
+from transformers.modeling_outputs import BaseModelOutput
+
+
+class OrtEncoder(torch.nn.Module):
+    """An onnxruntime session where spacy-transformers expects the HF model."""
+
+    def __init__(self, path: Path, config) -> None:
+        import onnxruntime
+
+        super().__init__()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.names = {i.name for i in self.session.get_inputs()}
+        self.config = config
+        self.device = torch.device("cpu")
+
+    def forward(self, **inputs: torch.Tensor) -> BaseModelOutput:
+        feed = {name: tensor.long().numpy() for name, tensor in inputs.items() if name in self.names}
+        (hidden,) = self.session.run(["last_hidden_state"], feed)
+        return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
+
+
+def export_onnx(model: torch.nn.Module, folder: Path) -> Dict[str, Path]:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    ids = torch.ones((2, 16), dtype=torch.long)
+    raw = folder / "encoder.onnx"
+    torch.onnx.export(
+        model, (), str(raw), dynamo=False, opset_version=17,
+        kwargs={"input_ids": ids, "attention_mask": ids, "token_type_ids": ids * 0},
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["last_hidden_state"],
+        dynamic_axes={name: {0: "batch", 1: "length"} for name in ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")},
+    )
+    config = model.config
+    fused = folder / "fused.onnx"
+    optimize_model(str(raw), "bert", config.num_attention_heads, config.hidden_size).save_model_to_file(str(fused))
+    made = {"onnxruntime fp32 (fused)": fused}
+    variants = {
+        "onnxruntime int8": {},
+        "onnxruntime int8 per-channel": {"per_channel": True},
+        "onnxruntime int8 per-channel, MatMul only": {"per_channel": True, "op_types_to_quantize": ["MatMul"]},
+    }
+    for n, (name, options) in enumerate(variants.items()):
+        made[name] = folder / f"int8_{n}.onnx"
+        # The fused graph's contrib ops defeat shape inference: their outputs are float.
+        quantize_dynamic(
+            str(fused), str(made[name]), weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}, **options,
+        )
+    return made
+
+
+def candidates(fp32: torch.nn.Module, folder: Path) -> Dict[str, Callable[[], torch.nn.Module]]:
+    def torch_ao(qconfig=torch.ao.quantization.default_dynamic_qconfig) -> torch.nn.Module:
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {torch.nn.Linear: qconfig}, dtype=torch.qint8)
+
+    def torchao() -> torch.nn.Module:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        model = copy.deepcopy(fp32)
+        quantize_(model, Int8DynamicActivationInt8WeightConfig())
+        return model
+
+    made: Dict[str, Callable[[], torch.nn.Module]] = {
+        "fp32": lambda: fp32,
+        "torch.ao int8": torch_ao,
+        "torch.ao int8 per-channel": lambda: torch_ao(torch.ao.quantization.per_channel_dynamic_qconfig),
+        "torchao int8": torchao,
+    }
+    for name, path in export_onnx(fp32, folder).items():
+        made[name] = lambda path=path: OrtEncoder(path, fp32.config)
+    return made
+
+
+def f1(nlp, refs: List[Doc]) -> float:
+    docs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in refs]
+    examples = [Example(pred, ref) for pred, ref in zip(nlp.pipe(docs, batch_size=64), refs)]
+    key = nlp.get_pipe("binder_ner").cfg["spans_key"]
+    getter = lambda doc, attr: doc.spans.get(key, [])  # noqa: E731
+    return Scorer.score_spans(examples, f"spans_{key}", getter=getter, allow_overlap=True)[f"spans_{key}_f"]
+
+
+def main(pipeline: Path, eval_path: Path, rounds: int = 3, max_docs: int = 0) -> None:
+    nlp = spacy.load(pipeline)
+    binder = nlp.get_pipe("binder_ner")
+    encoder = binder.model.get_ref("text_encoder")
+    shim = encoder.get_ref("transformer").shims[0]
+    refs = list(DocBin().from_disk(eval_path).get_docs(nlp.vocab))
+    refs = refs[:max_docs] if max_docs else refs
+    words = sum(len(doc) for doc in refs)
+    fp32 = shim._model.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {name: make() for name, make in candidates(fp32, Path(tmp)).items()}
+
+        def use(model: torch.nn.Module) -> None:
+            shim._model = model
+            shim._hfmodel.transformer = model
+
+        scores, seconds = {}, {name: [] for name in models}
+        for name, model in models.items():
+            use(model)
+            scores[name] = f1(nlp, refs)
+            typer.echo(f"{name}: F1 {scores[name]:.4f}")
+        for round_ in range(rounds):
+            for name, model in models.items():
+                use(model)
+                start = time.perf_counter()
+                for batch in minibatch(refs, 64):
+                    encoder.predict((batch, binder.descriptions))
+                seconds[name].append(time.perf_counter() - start)
+                typer.echo(f"  round {round_ + 1}: {name} {words / seconds[name][-1]:.0f} words/s")
+    base = words / min(seconds["fp32"])
+    typer.echo(f"\n{words} words, {len(refs)} docs, torch threads {torch.get_num_threads()}")
+    typer.echo("| encoder | span F1 | F1 - fp32 | bare encoder words/s | ÷ fp32 |\n|---|---|---|---|---|")
+    for name in models:
+        speed = words / min(seconds[name])
+        typer.echo(
+            f"| {name} | {100 * scores[name]:.1f} | {100 * (scores[name] - scores['fp32']):+.1f} "
+            f"| {speed:,.0f} | {speed / base:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,75 @@
+"""int8 text encoder: made by the command or at load time, round trips, refuses training."""
+import numpy
+import pytest
+import spacy
+from typer.testing import CliRunner
+
+from conftest import make_examples, make_nlp, predicted
+from test_serialization import TEXTS, annotations, package_and_load
+from spacy_binder.cli import app
+from spacy_binder.quantize import Int8Transformer
+
+OVERRIDE = {"components.binder_ner.model.text_encoder.quantize": "int8"}
+
+
+def assert_identical(expected, got):
+    for (spans_a, scores_a), (spans_b, scores_b) in zip(expected, got):
+        assert spans_a == spans_b
+        assert numpy.array_equal(scores_a, scores_b)
+
+
+@pytest.fixture(scope="module")
+def pipelines(trained_nested, tmp_path_factory):
+    """The fp32 pipeline on disk and its int8 copy written by the command."""
+    folder = tmp_path_factory.mktemp("quantize")
+    trained_nested.to_disk(folder / "fp32")
+    result = CliRunner().invoke(app, ["quantize", str(folder / "fp32"), str(folder / "int8")])
+    assert result.exit_code == 0, result.output
+    return folder / "fp32", folder / "int8"
+
+
+def test_command_writes_an_int8_pipeline_close_to_fp32(pipelines, trained_nested):
+    int8 = spacy.load(pipelines[1])
+    shim = int8.get_pipe("binder_ner").model.get_ref("text_encoder").get_ref("transformer").shims[0]
+    assert isinstance(shim._model, Int8Transformer)
+    weight = shim._model.transformer.encoder.layer[0].attention.self.query.weight
+    assert type(weight).__name__ == "Int8Tensor" and weight.qdata.dtype.is_signed
+    fp32_spans = {(i, span) for i, doc in enumerate(trained_nested.pipe(TEXTS)) for span in predicted(doc)}
+    int8_spans = {(i, span) for i, doc in enumerate(int8.pipe(TEXTS)) for span in predicted(doc)}
+    assert fp32_spans
+    assert len(fp32_spans & int8_spans) >= 0.8 * len(fp32_spans | int8_spans)
+
+
+def test_int8_round_trips_identically_by_disk_and_package(pipelines, tmp_path):
+    int8 = spacy.load(pipelines[1])
+    expected = annotations(int8)
+    assert any(spans for spans, _ in expected)
+    int8.to_disk(tmp_path / "again")
+    assert_identical(expected, annotations(spacy.load(tmp_path / "again")))
+    assert_identical(expected, annotations(package_and_load(pipelines[1], tmp_path, "binder_int8")))
+
+
+def test_config_at_load_time_equals_the_command(pipelines):
+    at_load = spacy.load(pipelines[0], config=OVERRIDE)
+    assert_identical(annotations(spacy.load(pipelines[1])), annotations(at_load))
+
+
+def test_int8_pipeline_refuses_to_train(pipelines):
+    nlp = spacy.load(pipelines[1])
+    with pytest.raises(ValueError, match=r"quantized \(int8\) for inference and cannot be trained"):
+        nlp.update(make_examples(nlp)[:2])
+
+
+def test_unknown_quantize_setting_is_named(tiny_bert):
+    with pytest.raises(ValueError, match="'int4'"):
+        make_nlp(tiny_bert, {"text_encoder.quantize": "int4"})
+
+
+def test_command_refuses_a_pipeline_without_binder_ner(tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.to_disk(tmp_path / "plain")
+    result = CliRunner().invoke(app, ["quantize", str(tmp_path / "plain"), str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "no binder_ner component" in result.output
+    assert not (tmp_path / "out").exists()
