@@ -1,9 +1,9 @@
 """Where a binder_ner training step spends its time, beside spaCy's ner.
 
-python benchmarks/profile_training.py CORPUS_DIR/CORPUS [--steps 6] [--rounds 2] [--top 25]
+python benchmarks/profile_training.py CORPUS_DIR/CORPUS [--steps 6] [--rounds 2] [--top 25] [--encoder NAME]
 
 Builds the untrained systems of `benchmarks/run.py` for the corpus (binder_ner,
-ner on flat data, spancat on nested data), gives them the same batches (400
+spancat, and ner on flat data), gives them the same batches (400
 words), alternates their update steps over `rounds` and prints seconds per
 step and words/s of each, then the cProfile of binder_ner's steps (functions
 by cumulative time), so that each change to the training path can be measured
@@ -28,7 +28,14 @@ from spacy_binder.encoders import resolve_encoder_name
 from spacy_binder.init_config import detect_mode, init_config
 
 
-def main(corpus: Path, steps: int = 6, rounds: int = 2, top: int = 25, work_dir: Path = Path("/tmp/profile_training")) -> None:
+def main(
+    corpus: Path,
+    steps: int = 6,
+    rounds: int = 2,
+    top: int = 25,
+    encoder: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", help="HF name or folder"),
+    work_dir: Path = typer.Option(Path("/tmp/profile_training"), help="Where the binder_ner config is written"),
+) -> None:
     mode = detect_mode(DocBin().from_disk(corpus / "train.spacy").get_docs(spacy.blank("en").vocab))
     work_dir.mkdir(parents=True, exist_ok=True)
     binder_cfg = work_dir / "binder.cfg"
@@ -36,9 +43,9 @@ def main(corpus: Path, steps: int = 6, rounds: int = 2, top: int = 25, work_dir:
     shared = {
         "paths.train": str(corpus / "train.spacy"),
         "paths.dev": str(corpus / "dev.spacy"),
-        "paths.encoder": resolve_encoder_name("sentence-transformers/all-MiniLM-L6-v2"),
+        "paths.encoder": resolve_encoder_name(encoder),
     }
-    systems = [s for s in plan_systems(corpus.name, mode == "nested", [1, 2, 3], False, binder_cfg)]
+    systems = [s for s in plan_systems(corpus.name, mode == "nested", [1, 2, 3], False, binder_cfg) if s.trained_as is None]
     nlps, batches = {}, {}
     for s in systems:
         fix_random_seed(0)

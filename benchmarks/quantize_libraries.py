@@ -1,13 +1,15 @@
 """Which int8 library for binder_ner's CPU inference: measured, not guessed.
 
-python benchmarks/quantize_libraries.py PIPELINE EVAL.spacy [--rounds 3] [--max-docs 0]
+python benchmarks/quantize_libraries.py PIPELINE EVAL.spacy [--rounds 3] [--max-docs 0] [--only fp32,...]
 
 Swaps the trained pipeline's text encoder for each candidate in one process and
 reports, per candidate, the pipeline's span F1 on EVAL and the words/s of the
 bare text encoder (binder_ner's windows and forward pass, batch 64), best of
 alternating rounds, as a ratio to fp32:
 - torch.ao: eager `torch.ao.quantization.quantize_dynamic` (deprecated);
-- torchao: `quantize_(Int8DynamicActivationInt8WeightConfig())`;
+- torchao: `quantize_(Int8DynamicActivationInt8WeightConfig())`, eager, and
+  compiled as spacy-binder runs it (`spacy_binder.quantize.Int8Transformer`;
+  its first batches compile, in the F1 pass, before the timed rounds);
 - onnxruntime: the encoder exported to ONNX, fused by onnxruntime's BERT
   optimizer, then `onnxruntime.quantization.quantize_dynamic` (and fp32, fused).
 Needs `pip install onnxruntime onnx torchao` (not dependencies of spacy-binder).
@@ -26,6 +28,8 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import minibatch
 from transformers.modeling_outputs import BaseModelOutput
+
+from spacy_binder.quantize import Int8Transformer
 
 
 class OrtEncoder(torch.nn.Module):
@@ -81,7 +85,7 @@ def export_onnx(model: torch.nn.Module, folder: Path) -> Dict[str, Path]:
     return made
 
 
-def candidates(fp32: torch.nn.Module, folder: Path) -> Dict[str, Callable[[], torch.nn.Module]]:
+def candidates(fp32: torch.nn.Module, folder: Path, onnx: bool) -> Dict[str, Callable[[], torch.nn.Module]]:
     def torch_ao(qconfig=torch.ao.quantization.default_dynamic_qconfig) -> torch.nn.Module:
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {torch.nn.Linear: qconfig}, dtype=torch.qint8)
 
@@ -97,8 +101,9 @@ def candidates(fp32: torch.nn.Module, folder: Path) -> Dict[str, Callable[[], to
         "torch.ao int8": torch_ao,
         "torch.ao int8 per-channel": lambda: torch_ao(torch.ao.quantization.per_channel_dynamic_qconfig),
         "torchao int8": torchao,
+        "torchao int8 compiled (spacy-binder)": lambda: Int8Transformer.quantized(copy.deepcopy(fp32)),
     }
-    for name, path in export_onnx(fp32, folder).items():
+    for name, path in (export_onnx(fp32, folder) if onnx else {}).items():
         made[name] = lambda path=path: OrtEncoder(path, fp32.config)
     return made
 
@@ -111,7 +116,15 @@ def f1(nlp, refs: List[Doc]) -> float:
     return Scorer.score_spans(examples, f"spans_{key}", getter=getter, allow_overlap=True)[f"spans_{key}_f"]
 
 
-def main(pipeline: Path, eval_path: Path, rounds: int = 3, max_docs: int = 0) -> None:
+def main(
+    pipeline: Path,
+    eval_path: Path,
+    rounds: int = 3,
+    max_docs: int = 0,
+    only: str = typer.Option("", help="Comma-separated candidate names (default: all)"),
+    engine: str = typer.Option("x86", help="torch.ao's quantized engine: x86, fbgemm or onednn"),
+) -> None:
+    torch.backends.quantized.engine = engine
     nlp = spacy.load(pipeline)
     binder = nlp.get_pipe("binder_ner")
     encoder = binder.model.get_ref("text_encoder")
@@ -121,7 +134,12 @@ def main(pipeline: Path, eval_path: Path, rounds: int = 3, max_docs: int = 0) ->
     words = sum(len(doc) for doc in refs)
     fp32 = shim._model.eval()
     with tempfile.TemporaryDirectory() as tmp:
-        models = {name: make() for name, make in candidates(fp32, Path(tmp)).items()}
+        wanted = [name.strip() for name in only.split(",") if name.strip()]
+        made = candidates(fp32, Path(tmp), onnx=not wanted or any(name.startswith("onnxruntime") for name in wanted))
+        unknown = set(wanted) - set(made)
+        if unknown:
+            raise typer.BadParameter(f"Unknown candidates {sorted(unknown)}: choose from {list(made)}.")
+        models = {name: make() for name, make in made.items() if not wanted or name in wanted or name == "fp32"}
 
         def use(model: torch.nn.Module) -> None:
             shim._model = model

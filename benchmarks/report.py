@@ -190,7 +190,8 @@ def targets(results: List[Dict]) -> List[List[str]]:
 
 
 def main(results_dir: Path, output: Path) -> None:
-    results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    # The folder also holds the few-shot benchmark's results: only run.py's have a bare encoder row.
+    results = [r for r in (json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))) if "bare_encoder" in r]
     if not results:
         raise typer.BadParameter(f"No results in {results_dir}: run benchmarks/run.py first.")
     budget = results[0]["budget"]

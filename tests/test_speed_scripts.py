@@ -1,0 +1,44 @@
+"""Smoke runs of the speed scripts: the int8 library comparison and the training profile."""
+import subprocess
+import sys
+from pathlib import Path
+
+import spacy
+from spacy.tokens import DocBin
+
+from conftest import make_examples
+from corpora import SHARED_DATA
+from spacy_binder.convert import convert_corpus
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_quantize_libraries_compares_f1_and_speed(trained_nested, tmp_path):
+    trained_nested.to_disk(tmp_path / "pipeline")
+    refs = [eg.reference for eg in make_examples(trained_nested)]
+    DocBin(docs=refs).to_disk(tmp_path / "eval.spacy")
+    out = run(
+        "quantize_libraries.py", str(tmp_path / "pipeline"), str(tmp_path / "eval.spacy"),
+        "--rounds", "1", "--only", "torch.ao int8,torchao int8 compiled (spacy-binder)",
+    )
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| encoder")]
+    assert [row.split(" | ")[0] for row in rows] == ["| fp32", "| torch.ao int8", "| torchao int8 compiled (spacy-binder)"]
+    assert rows[0].endswith("| 1.00 |") and "+0.0" in rows[0]
+
+
+def test_profile_training_times_binder_beside_spancat(tiny_bert, tmp_path):
+    docs, _ = convert_corpus("jsonl", SHARED_DATA / "genia" / "train.jsonl")
+    corpus = tmp_path / "genia"
+    corpus.mkdir()
+    for split, part in (("train", docs[:40]), ("dev", docs[40:48])):
+        DocBin(docs=part).to_disk(corpus / f"{split}.spacy")
+    out = run("profile_training.py", str(corpus), "--steps", "2", "--rounds", "1", "--encoder", str(tiny_bert),
+              "--work-dir", str(tmp_path / "work"))
+    assert [line.split(":")[0] for line in out.splitlines() if "s/step" in line] == ["binder_ner", "spancat"]
+    assert "cumulative" in out and "text_encoder_forward" in out
