@@ -33,8 +33,9 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Corpus, Example
 from spacy.training.batchers import minibatch_by_words
 from spacy.training.initialize import init_nlp
-from spacy.util import load_config, minibatch
-from thinc.api import Adam, fix_random_seed
+from spacy.util import load_config, minibatch, registry
+from spacy.schemas import ConfigSchemaTraining
+from thinc.api import Optimizer, fix_random_seed
 
 from spacy_binder.encoders import resolve_encoder_name
 from spacy_binder.init_config import detect_mode, init_config
@@ -209,11 +210,25 @@ def measure_inference(
     return results
 
 
-def measure_training_speed(
-    systems: List[System], shared: Dict[str, object], steps: int, rounds: int
-) -> Dict[str, float]:
-    """Alternate update steps of the untrained systems over the same batches."""
-    nlps, batches = {}, {}
+@dataclass
+class TrainingRun:
+    """Untrained pipelines, their batches and their own config's optimizer."""
+
+    nlps: Dict[str, Language]
+    batches: Dict[str, List[List[Example]]]
+    optimizers: Dict[str, Optimizer]
+
+    def words(self, name: str) -> int:
+        return sum(len(eg) for batch in self.batches[name] for eg in batch)
+
+
+def prepare_training(systems: List[System], shared: Dict[str, object], steps: int) -> TrainingRun:
+    """The trainable systems on the same `steps` batches, warmed up by one update.
+
+    Each gets the optimizer `spacy train` would build from its config (no
+    parameter averages in these configs), so a step costs what it costs there.
+    """
+    run = TrainingRun({}, {}, {})
     for s in systems:
         if s.trained_as is not None or s.name not in TIMED:
             continue
@@ -221,22 +236,28 @@ def measure_training_speed(
         config = load_config(s.config, overrides={**shared, **s.overrides}, interpolate=False)
         nlp = init_nlp(config)
         examples = list(Corpus(shared["paths.train"])(nlp))
-        nlps[s.name] = nlp
-        batches[s.name] = list(minibatch_by_words(examples[: steps * 64], size=400))[:steps]
-    optimizers = {name: Adam(learn_rate=1e-5, grad_clip=1.0) for name in nlps}
-    for name, nlp in nlps.items():  # warm-up: lazy layers, allocator
-        nlp.update(batches[name][0], sgd=optimizers[name])
-    seconds: Dict[str, float] = {name: 0.0 for name in nlps}
+        run.nlps[s.name] = nlp
+        run.batches[s.name] = list(minibatch_by_words(examples[: steps * 64], size=400))[:steps]
+        training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
+        run.optimizers[s.name] = training["optimizer"]
+    for name, nlp in run.nlps.items():  # warm-up: lazy layers, allocator
+        nlp.update(run.batches[name][0], sgd=run.optimizers[name])
+    return run
+
+
+def measure_training_speed(
+    systems: List[System], shared: Dict[str, object], steps: int, rounds: int
+) -> Dict[str, float]:
+    """Alternate update steps of the untrained systems over the same batches."""
+    run = prepare_training(systems, shared, steps)
+    seconds: Dict[str, float] = {name: 0.0 for name in run.nlps}
     for _ in range(rounds):
-        for name, nlp in nlps.items():
+        for name, nlp in run.nlps.items():
             start = time.perf_counter()
-            for batch in batches[name]:
-                nlp.update(batch, sgd=optimizers[name])
+            for batch in run.batches[name]:
+                nlp.update(batch, sgd=run.optimizers[name])
             seconds[name] += time.perf_counter() - start
-    return {
-        name: rounds * sum(len(eg) for batch in batches[name] for eg in batch) / seconds[name]
-        for name in nlps
-    }
+    return {name: rounds * run.words(name) / seconds[name] for name in run.nlps}
 
 
 def quantize(model: Path, output: Path) -> Path:
