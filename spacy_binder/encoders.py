@@ -400,8 +400,9 @@ def text_encoder_forward(
 ) -> Tuple[EncodedWindows, Callable]:
     if is_train and is_quantized(model):
         raise ValueError(
-            "[binder_ner] This pipeline's text encoder is quantized (int8) for inference and cannot be trained: train the fp32 pipeline it was made "
-            "from, then quantize that (python -m spacy_binder quantize)."
+            "[binder_ner] This pipeline's text encoder is quantized (int8) for inference "
+            "and cannot be trained: train the fp32 pipeline it was made from, then "
+            "quantize that (python -m spacy_binder quantize)."
         )
     docs, descriptions = inputs
     windows, encoding = _windows(model, docs, descriptions)
