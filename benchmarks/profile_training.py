@@ -1,6 +1,7 @@
 """Where a binder_ner training step spends its time, beside spaCy's ner.
 
 python benchmarks/profile_training.py CORPUS_DIR/CORPUS [--steps 6] [--rounds 2] [--top 25] [--encoder NAME]
+    [--override components.binder_ner.model.type_encoder_learn_rate_scale=0]
 
 Builds the untrained systems of `benchmarks/run.py` for the corpus (binder_ner,
 spancat, and ner on flat data), gives them the same batches (400
@@ -10,9 +11,11 @@ by cumulative time), so that each change to the training path can be measured
 against the same baseline.
 """
 import cProfile
+import json
 import pstats
 import time
 from pathlib import Path
+from typing import List
 
 import spacy
 import typer
@@ -30,6 +33,7 @@ def main(
     top: int = 25,
     encoder: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", help="HF name or folder"),
     work_dir: Path = typer.Option(Path("/tmp/profile_training"), help="Where the binder_ner config is written"),
+    override: List[str] = typer.Option([], help="binder_ner config override KEY=VALUE (JSON value), repeatable"),
 ) -> None:
     mode = detect_mode(DocBin().from_disk(corpus / "train.spacy").get_docs(spacy.blank("en").vocab))
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -41,6 +45,9 @@ def main(
         "paths.encoder": resolve_encoder_name(encoder),
     }
     systems = plan_systems(corpus.name, mode == "nested", [1, 2, 3], False, binder_cfg)
+    for item in override:
+        key, _, value = item.partition("=")
+        systems[0].overrides[key] = json.loads(value)
     run = prepare_training(systems, shared, steps)
     seconds = {name: 0.0 for name in run.nlps}
     profile = cProfile.Profile()
