@@ -73,6 +73,7 @@ def package_and_load(pipeline, tmp_path, name: str):
          "--version", "0.0.1", "--build", "wheel", "--force"],
         capture_output=True,
         text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     wheel = next(out.glob("**/*.whl"))
@@ -80,6 +81,7 @@ def package_and_load(pipeline, tmp_path, name: str):
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
         check=True,
+        timeout=600,
     )
     sys.path.insert(0, str(target))
     try:
