@@ -4,7 +4,9 @@ The paper's span vector is Linear(h_i ⊕ h_j ⊕ D(j - i)). A linear layer over
 concatenation is a sum of per-part projections, A·h_i + B·h_j + C·D(j - i) + b,
 so we project each token once and add, for spans up to `max_span_width` only:
 memory grows with n_tokens × max_span_width, never n_tokens². Dropout comes after
-each linear layer, before L2 normalisation, as in the reference code.
+each linear layer, before L2 normalisation, as in the reference code; for Linear^S
+after each of its three blocks, so that neither training nor prediction builds
+the span vectors (only the few-shot objectives, which need them, do).
 
 With `thresholds="global"` (the paper's Table 6 ablation) the thresholds do
 not read the text: each is a learned linear function of the type's projected
@@ -116,17 +118,21 @@ class BinderHeads(nn.Module):
             self.max_span_width, device=hidden.device
         )
         span_ends = span_ends.clamp(max=n_tokens - 1)
-        from_start = self.span_start(h_first)  # (W, T, D)
-        from_end = self.span_end(h_last)  # (W, T, D)
+        # Each block of Linear^S gets its own dropout mask, so that training too
+        # scores spans without building them (a mask on their sum would need the
+        # (W, T, max_span_width, D) tensor, most of a training step's heads cost).
+        from_start = self.dropout(self.span_start(h_first))  # (W, T, D)
+        from_end = self.dropout(self.span_end(h_last))  # (W, T, D)
+        span_widths = self.dropout(widths)
         embeddings = embeddings and self.training
         span_embedding = span_variance = None
-        if self.training and (self.dropout.p > 0 or embeddings):
-            spans = self.dropout(from_start[:, :, None] + from_end[:, span_ends] + widths)
+        if embeddings:
+            spans = from_start[:, :, None] + from_end[:, span_ends] + span_widths
             span_embedding = normalize(spans, dim=-1)
             span = span_embedding @ e_span.T
-            span_variance = self._variance(spans) if embeddings else None
+            span_variance = self._variance(spans)
         else:
-            span = _span_cosines(from_start, from_end, widths, span_ends, e_span)
+            span = _span_cosines(from_start, from_end, span_widths, span_ends, e_span)
         span = span * scale[SPAN]
         if self.thresholds == "global":
             thresholds = self._global_thresholds((e_start, e_end, e_span), n_windows)

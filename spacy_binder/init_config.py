@@ -27,7 +27,8 @@ EVALS_PER_RUN = 4
 WARMUP_SHARE = 8  # the first eighth of the steps warm up (50 of the validated 400)
 # A source for zero- and few-shot transfer (docs/FEWSHOT.md): each step keeps
 # half the labels, names a label instead of describing it 30% of the time and
-# adds 8 gold mention texts as types; the type encoder stays as pretrained.
+# adds 8 gold mention texts as types (the type encoder stays as pretrained, as
+# by default).
 TRANSFER_SAMPLER = {"keep_prob": 0.5, "name_prob": 0.3, "n_mention_types": 8}
 # The few-shot objectives' weights when they are on (not tuned).
 OBJECTIVE_WEIGHT = 0.5
@@ -101,7 +102,6 @@ def init_config(
     model = component["model"]
     if transfer:
         component["type_sampler"].update(TRANSFER_SAMPLER)
-        model["type_encoder_learn_rate_scale"] = 0.0
     if prompt:
         model["text_encoder"]["prompt"] = {"@misc": "spacy_binder.LabelPrompt.v1"}
     if objectives is not None:

@@ -32,17 +32,18 @@ def build_binder_model(
     init_temperature: float = 0.07,
     heads_learn_rate_scale: float = 10.0,
     thresholds: str = "dynamic",
-    type_encoder_learn_rate_scale: float = 1.0,
+    type_encoder_learn_rate_scale: float = 0.0,
     gaussian_embeddings: bool = False,
 ) -> Model[InT, BinderScores]:
     """BINDER's bi-encoder. `max_span_width` counts spaCy tokens.
 
     heads_learn_rate_scale multiplies the optimizer's learning rate for the
     randomly initialised heads, which can learn faster than the pretrained encoders.
-    type_encoder_learn_rate_scale does the same for the type encoder; 0 freezes
-    it, which keeps descriptions in the pretrained encoder's semantic space (new
-    types are then described in the space the heads learned on) and skips its
-    backward pass.
+    type_encoder_learn_rate_scale does the same for the type encoder. The default,
+    0, freezes it: descriptions stay in the pretrained encoder's semantic space
+    (so a type added after training is described in the space the heads learned
+    on), and training skips its backward pass and optimizer step, about a fifth
+    of a step, at no measured cost in F1 (docs/BENCHMARKS.md).
     thresholds: "dynamic" (the paper's [CLS]-based thresholds) or "global"
     (one learned threshold per type, the paper's ablation).
     gaussian_embeddings: give span and prompt vectors variances, for the

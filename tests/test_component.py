@@ -109,8 +109,11 @@ def test_windows_over_encoder_limit_are_split_not_truncated(tiny_bert):
     nlp(doc.text)
 
 
-def test_type_vectors_cached_across_predict_batches_until_an_update(tiny_bert):
-    nlp = make_nlp(tiny_bert)
+@pytest.mark.parametrize("type_scale", [1.0, 0.0])
+def test_type_vectors_cached_across_predict_batches_until_an_update(tiny_bert, type_scale):
+    """A trained type encoder encodes the types in each update and after it; a
+    frozen one (the default) keeps its cached vectors through updates."""
+    nlp = make_nlp(tiny_bert, {"type_encoder_learn_rate_scale": type_scale})
     examples = make_examples(nlp)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -129,9 +132,11 @@ def test_type_vectors_cached_across_predict_batches_until_an_update(tiny_bert):
     list(nlp.pipe([t for t, _ in NESTED_DATA], batch_size=3))
     assert calls == [4]  # four batches, one type encoding
     nlp.update(examples, sgd=optimizer)
-    assert model.attrs["type_cache"] is None
     list(nlp.pipe([t for t, _ in NESTED_DATA], batch_size=5))
-    assert calls == [4, 4, 4]  # one in training, one for the two new batches
+    if type_scale > 0:
+        assert calls == [4, 4, 4]  # one in training, one for the two new batches
+    else:
+        assert calls == [4]  # the frozen encoder's vectors serve training and prediction
     ner.add_label("GENE", description="a gene")
     nlp("the il-2 gene")
     assert calls[-1] == 5

@@ -31,6 +31,9 @@ def build_tiny_bert(path: Path, hidden_size: int = 32, seed: int = 0) -> Path:
         num_attention_heads=2,
         intermediate_size=hidden_size * 2,
         max_position_embeddings=512,
+        # HF's default (0.02) maps every input to nearly the same [CLS] vector
+        # (cosine > 0.999); binder_ner's frozen type encoder needs distinct ones.
+        initializer_range=0.2,
     )
     BertModel(config).save_pretrained(str(path))
     return path
