@@ -1,5 +1,5 @@
 """`python -m spacy_binder`: corpus conversion, distant labelling, K-shot sampling,
-training configs and int8 quantization."""
+training configs, int8 quantization and corpus annotation."""
 from pathlib import Path
 from typing import List, Optional
 
@@ -7,6 +7,8 @@ import spacy
 import typer
 from spacy.tokens import DocBin
 
+from .annotate import ENGINES, annotate as annotate_corpus
+from .annotate import FORMATS as OUTPUT_FORMATS
 from .convert import FORMATS, SCHEMES, ConversionReport, convert_corpus, distant_corpus
 from .encoders import BUNDLED_ENCODER
 from .init_config import MAX_PASSES, MAX_STEPS, default_max_steps, detect_mode, init_config
@@ -162,3 +164,39 @@ def quantize(
         raise typer.Exit(1)
     nlp.to_disk(output)
     typer.echo(f"wrote {output}: {', '.join(overrides)} = int8")
+
+
+@app.command()
+def annotate(
+    model: str = typer.Argument(..., help="A pipeline folder or an installed package name"),
+    input: Path = typer.Argument(..., exists=True, help="A JSONL or Parquet file, or a folder of them"),
+    output_dir: Path = typer.Argument(..., help="Where part-NNNNN files, errors and the manifest go"),
+    engine: str = typer.Option("local", help=f"One of {', '.join(ENGINES)}"),
+    workers: int = typer.Option(1, help="Processes (local) or actors (ray), each loading the pipeline once"),
+    batch_size: int = typer.Option(64, help="Documents per nlp.pipe batch"),
+    text_key: str = typer.Option("text", help="Field (JSONL) or column (Parquet) of the text"),
+    id_key: str = typer.Option("id", help="Field of the document id (default: FILE:LINE)"),
+    shard_docs: int = typer.Option(1000, help="Documents per shard: the unit of output and of resuming"),
+    output_format: str = typer.Option("jsonl", "--format", help=f"One of {', '.join(OUTPUT_FORMATS)}"),
+    write_text: bool = typer.Option(False, help="Also write each document's text"),
+    threads_per_worker: Optional[int] = typer.Option(None, help="torch threads (and, for ray, CPUs) per worker"),
+    gpus_per_worker: float = typer.Option(0.0, help="GPUs per worker"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)"),
+    wheel: Optional[Path] = typer.Option(None, help="The wheel (`spacy package`) of MODEL, installed on the Ray workers"),
+) -> None:
+    """Annotate a corpus: one output part per input shard, resumable, local or on Ray."""
+    try:
+        manifest = annotate_corpus(
+            model, input, output_dir, engine=engine, workers=workers, batch_size=batch_size,
+            text_key=text_key, id_key=id_key, shard_docs=shard_docs, output_format=output_format,
+            write_text=write_text, threads_per_worker=threads_per_worker, gpus_per_worker=gpus_per_worker,
+            address=address, wheel=wheel,
+        )
+    except (ValueError, ImportError, RuntimeError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    counts = manifest["counts"]
+    typer.echo(
+        f"{counts['docs']} documents: {counts['annotated']} annotated, {counts['errors']} errors "
+        f"({manifest['shards_skipped']} of {len(manifest['input']['shards'])} shards were already done) -> {output_dir}"
+    )

@@ -1,4 +1,6 @@
-"""Smoke runs of the speed scripts: the int8 library comparison and the training profile."""
+"""Smoke runs of the speed scripts: the int8 library comparison, the training profile
+and corpus annotation's scaling."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +44,19 @@ def test_profile_training_times_binder_beside_spancat(tiny_bert, tmp_path):
               "--work-dir", str(tmp_path / "work"))
     assert [line.split(":")[0] for line in out.splitlines() if "s/step" in line] == ["binder_ner", "spancat"]
     assert "cumulative" in out and "text_encoder_forward" in out
+
+
+def test_annotate_scaling_times_local_and_ray_and_estimates_pubmed(trained_nested, tmp_path):
+    trained_nested.to_disk(tmp_path / "pipeline")
+    DocBin(docs=[eg.reference for eg in make_examples(trained_nested)]).to_disk(tmp_path / "docs.spacy")
+    results, report = tmp_path / "scaling.json", tmp_path / "SCALING.md"
+    run(
+        "annotate_scaling.py", str(tmp_path / "pipeline"), str(tmp_path / "docs.spacy"), str(results), str(report),
+        "--docs", "8", "--runs", "1", "--configs", "local:1:1,ray:1:1", "--shard-docs", "4",
+        "--busy-seconds", "1", "--work-dir", str(tmp_path / "work"),
+    )
+    data = json.loads(results.read_text())
+    assert set(data["configs"]) == {"local:1:1", "ray:1:1"} and data["input"]["docs"] == 8
+    assert all(row["startup_s"] > 0 and len(row["timings"]["all"]) == 1 for row in data["configs"].values())
+    text = report.read_text()
+    assert "| local:1:1 |" in text and "| ray:1:1 |" in text and "Two busy processes did" in text

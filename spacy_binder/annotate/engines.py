@@ -1,0 +1,141 @@
+"""Engines map shards over workers and yield each finished shard's counts.
+
+`local`: this process (progress after every batch) or a pool of `workers`
+processes, each loading the pipeline once. `ray`: a Ray Data actor pool over
+the shards (one shard per task), each actor loading the pipeline once in its
+constructor; it joins a running cluster (`address` or RAY_ADDRESS) or starts
+one on this machine. Either way a worker runs `ShardAnnotator`, so both give
+the same spans.
+"""
+import concurrent.futures
+import multiprocessing
+from typing import Callable, Dict, Iterator, List, Optional, Union
+
+from .shards import Shard
+from .worker import Settings, ShardAnnotator, ShardResult
+
+ENGINES = ("local", "ray")
+Progress = Callable[[int, int], None]
+
+_annotator: Union[ShardAnnotator, Exception, None] = None
+
+
+def run_local(shards: List[Shard], settings: Settings, workers: int, progress: Progress) -> Iterator[ShardResult]:
+    if workers == 1:
+        annotator = ShardAnnotator(settings)
+        for shard in shards:
+            yield annotator(shard, on_batch=progress)
+        return
+    # spawn, not fork: a forked child inherits torch's thread pool and this
+    # process's threads (the progress bar's) in whatever state they are in.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_process, initargs=(settings,)
+    ) as pool:
+        futures = [pool.submit(_annotate_in_process, shard) for shard in shards]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                result = future.result()
+                progress(result.docs, result.words)
+                yield result
+        except concurrent.futures.process.BrokenProcessPool as err:
+            raise RuntimeError(
+                "A worker process died (killed, out of memory or crashed) before all shards "
+                "were annotated. The finished shards are kept: run the same command again to "
+                "annotate the rest."
+            ) from err
+        finally:  # on an error, do not annotate the queued shards first
+            pool.shutdown(cancel_futures=True)
+
+
+def _init_process(settings: Settings) -> None:
+    global _annotator
+    try:
+        _annotator = ShardAnnotator(settings)
+    except Exception as err:  # raised with the first shard, in the parent, not lost in a log
+        _annotator = _load_error(err)
+
+
+def _load_error(err: Exception) -> RuntimeError:
+    """A picklable error (spaCy's own do not all pickle) that keeps the reason."""
+    return RuntimeError(f"A worker could not load the pipeline: {type(err).__name__}: {err}")
+
+
+def _annotate_in_process(shard: Shard) -> ShardResult:
+    if isinstance(_annotator, Exception):
+        raise _annotator
+    return _annotator(shard)
+
+
+class _RayShardAnnotator:
+    """A Ray Data actor: the pipeline is loaded once, in the constructor (in the
+    actor's runtime_env, where a pipeline wheel is installed)."""
+
+    def __init__(self, settings: Settings):
+        # A constructor that raises leaves Ray Data waiting for the actor for
+        # ever; a task that raises fails the dataset at once, with the reason.
+        try:
+            self.annotator: Union[ShardAnnotator, Exception] = ShardAnnotator(settings)
+        except Exception as err:
+            self.annotator = _load_error(err)
+
+    def __call__(self, batch: Dict[str, list]) -> Dict[str, list]:
+        if isinstance(self.annotator, Exception):
+            raise self.annotator
+        results = []
+        for values in zip(*(batch[name] for name in Shard.__dataclass_fields__)):
+            shard = Shard(*map(_plain, values))
+            results.append(self.annotator(shard).to_dict())
+        return {name: [result[name] for result in results] for name in ShardResult.__dataclass_fields__}
+
+
+def run_ray(
+    shards: List[Shard],
+    settings: Settings,
+    workers: int,
+    progress: Progress,
+    *,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    address: Optional[str] = None,
+    runtime_env: Optional[dict] = None,
+) -> Iterator[ShardResult]:
+    try:
+        import ray
+        import ray.data
+    except ImportError as err:
+        raise ImportError("--engine ray needs Ray Data: pip install 'spacy-binder[ray]'") from err
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False)  # address None: RAY_ADDRESS, else a local cluster
+    # Ray Data hangs when actors hold every CPU and a read task needs one
+    # (ray-project/ray#44687). The shards come from this process's memory
+    # (from_items: no read tasks), so the actors may take all CPUs; more actors
+    # than fit would wait for ever, so they are refused.
+    resources = ray.cluster_resources()
+    for name, each in (("CPU", cpus_per_worker), ("GPU", gpus_per_worker)):
+        if workers * each > resources.get(name, 0.0):
+            raise ValueError(
+                f"{workers} workers x {each:g} {name}s need {workers * each:g} {name}s; the Ray cluster "
+                f"has {resources.get(name, 0.0):g}. Use fewer workers or fewer {name}s per worker."
+            )
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    dataset = ray.data.from_items([shard.to_dict() for shard in shards], override_num_blocks=max(1, len(shards)))
+    annotated = dataset.map_batches(
+        _RayShardAnnotator,
+        fn_constructor_kwargs={"settings": settings},
+        batch_size=1,
+        concurrency=workers,
+        num_cpus=cpus_per_worker,
+        num_gpus=gpus_per_worker,
+        **({"runtime_env": runtime_env} if runtime_env else {}),
+    )
+    for row in annotated.iter_rows():
+        result = ShardResult(**{name: _plain(row[name]) for name in ShardResult.__dataclass_fields__})
+        progress(result.docs, result.words)
+        yield result
+
+
+def _plain(value):
+    """A Python scalar from the numpy one Ray Data's batches hold."""
+    return value.item() if hasattr(value, "item") else value
