@@ -184,10 +184,11 @@ def _span_cosines(
 ) -> torch.Tensor:
     """cos(a_i + b_j + c_w, e) for every span, without building the span vectors.
 
-    Without dropout the span vector is a sum, so its dot product with a type and
-    its squared norm expand into per-token and per-width terms plus the pairwise
-    products a_i·b_j (one batched matmul), a_i·c_w and b_j·c_w. This never holds
-    the (W, T, max_span_width, D) tensor that dominated inference time.
+    The span vector is a sum (dropout, in training, masks each part), so its dot
+    product with a type and its squared norm expand into per-token and per-width
+    terms plus the pairwise products a_i·b_j (one batched matmul), a_i·c_w and
+    b_j·c_w. This never holds the (W, T, max_span_width, D) tensor that dominated
+    inference time and, before per-part dropout, a training step's heads.
     from_start / from_end: (W, T, D); widths: (max_span_width, D);
     span_ends: (T, max_span_width) end token of each span; types: (K, D), unit norm.
     """

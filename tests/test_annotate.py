@@ -15,6 +15,9 @@ from spacy_binder.cli import app
 from spacy_binder.component import BinderNER
 from tiny_bert import WORDS
 
+# Every test has a deadline (processes, Ray); the slow ones set their own.
+pytestmark = pytest.mark.timeout(300)
+
 TEXTS = [text for text, _ in NESTED_DATA]
 LONG_TEXT = " ".join(WORDS[i % len(WORDS)] for i in range(20_000))
 # Lines that are not documents, each counted as an error with its reason.
@@ -77,7 +80,6 @@ def local_run(pipeline, corpus, trained_nested, tmp_path_factory):
     return output, manifest
 
 
-@pytest.mark.timeout(300)
 def test_local_annotation_counts_every_line_and_matches_the_pipeline(local_run, trained_nested, corpus):
     output, manifest = local_run
     n_lines = len(TEXTS) + 2 + len(BAD_LINES) + len(TEXTS)
@@ -104,7 +106,6 @@ def test_local_annotation_counts_every_line_and_matches_the_pipeline(local_run, 
     assert errors[(str(corpus / "a.jsonl"), 10)]["id"] == "a.jsonl:10"
 
 
-@pytest.mark.timeout(300)
 def test_resume_redoes_exactly_the_deleted_shards(local_run, pipeline, corpus, tmp_path):
     output = tmp_path / "resumed"
     shutil.copytree(local_run[0], output)
@@ -142,7 +143,6 @@ def test_mismatched_manifest_is_refused(local_run, pipeline, corpus, tmp_path):
         annotate(str(pipeline), corpus, tmp_path / "full", progress=False)
 
 
-@pytest.mark.timeout(300)
 def test_a_document_the_pipeline_fails_on_is_an_error_not_a_crash(pipeline, corpus, tmp_path, monkeypatch):
     predict = BinderNER.predict
 
@@ -162,7 +162,6 @@ def test_a_document_the_pipeline_fails_on_is_an_error_not_a_crash(pipeline, corp
     assert manifest["counts"]["annotated"] + manifest["counts"]["errors"] == manifest["counts"]["docs"]
 
 
-@pytest.mark.timeout(300)
 def test_a_pipeline_that_fails_on_everything_fails_the_shard_not_the_documents(pipeline, corpus, tmp_path, monkeypatch):
     def out_of_memory(self, docs):
         raise MemoryError("no memory left")
@@ -173,7 +172,6 @@ def test_a_pipeline_that_fails_on_everything_fails_the_shard_not_the_documents(p
     assert not list((tmp_path / "out").glob("part-*")) and not (tmp_path / "out" / "_SUCCESS").exists()
 
 
-@pytest.mark.timeout(300)
 def test_a_crash_mid_shard_is_redone_and_its_leftovers_removed(local_run, pipeline, corpus, tmp_path):
     output = tmp_path / "crashed"
     shutil.copytree(local_run[0], output)
