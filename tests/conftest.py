@@ -1,6 +1,14 @@
+import os
 import sys
 from pathlib import Path
 from typing import List, Tuple
+
+# Under pytest-xdist the machine's cores are shared out among the workers, and
+# among the processes they start: oversubscribed torch threads spin-wait, and
+# two workers with every core each run several times slower than one alone.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ["OMP_NUM_THREADS"] = str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 import pytest
 import spacy
@@ -61,6 +69,9 @@ def model_config(encoder: Path, **overrides) -> Config:
 
 
 def make_nlp(encoder: Path, model: dict = {}, **component) -> Language:
+    # The heads' eager layers (width embedding, temperatures) are initialised
+    # here: seeded, so that a test's model does not depend on the tests before it.
+    fix_random_seed(0)
     nlp = spacy.blank("en")
     nlp.add_pipe("binder_ner", config={"model": model_config(encoder, **model), **component})
     return nlp

@@ -36,7 +36,7 @@ def test_flat_mode_sets_ents_and_keeps_scores(tiny_bert):
     nlp = make_nlp(tiny_bert, mode="flat")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train(nlp, make_examples(nlp, FLAT_DATA, ents=True), steps=60)
+        train(nlp, make_examples(nlp, FLAT_DATA, ents=True), steps=120)
     doc = nlp("bob works at acme corp in paris .")
     assert [(e.start, e.end, e.label_) for e in doc.ents] == [(0, 1, "PER"), (3, 5, "ORG"), (6, 7, "LOC")]
     assert list(doc.spans["sc"]) == list(doc.ents)

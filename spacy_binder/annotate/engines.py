@@ -9,6 +9,7 @@ the same spans.
 """
 import concurrent.futures
 import multiprocessing
+import warnings
 from typing import Callable, Dict, Iterator, List, Optional, Union
 
 from .shards import Shard
@@ -107,6 +108,8 @@ def run_ray(
         raise ImportError("--engine ray needs Ray Data: pip install 'spacy-binder[ray]'") from err
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)  # address None: RAY_ADDRESS, else a local cluster
+    elif address is not None:
+        warnings.warn(f"Ray is already initialized in this process: its cluster is used, not address '{address}'.")
     # Ray Data hangs when actors hold every CPU and a read task needs one
     # (ray-project/ray#44687). The shards come from this process's memory
     # (from_items: no read tasks), so the actors may take all CPUs; more actors
