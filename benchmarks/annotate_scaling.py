@@ -129,7 +129,7 @@ def report(results: dict) -> str:
         f"{results['busy_ratio']:.2f}x the work of one on this machine"
         + (" (two real cores)." if results["busy_ratio"] >= 1.8 else ": NOT two real cores, so the 2-worker rows are not 2x."),
         "",
-        "| engine:workers:threads | start-up s | docs/s | words/s | CPU-s per doc |",
+        "| engine:workers:threads | start-up s | docs/s | words/s | CPU-s per doc (wall x workers x threads) |",
         "|---|---|---|---|---|",
     ]
     for name, row in rows.items():

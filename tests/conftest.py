@@ -45,6 +45,12 @@ DESCRIPTIONS = {
 }
 
 
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    """Slow tests first: pytest-xdist (--dist loadfile --no-loadscope-reorder)
+    then starts each on its own worker instead of leaving them for last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def fresh_warnings():
     """Each test sees the warnings said once per process afresh."""

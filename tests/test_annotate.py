@@ -74,6 +74,34 @@ def assert_same_spans(a: dict, b: dict) -> None:
         assert [s["score"] for s in spans_a] == pytest.approx([s["score"] for s in spans_b], abs=1e-5)
 
 
+class RecordingBar:
+    """Stands in for tqdm: keeps every update."""
+
+    updates: list = []
+
+    def __init__(self, total: int, **kwargs):
+        self.total = total
+        RecordingBar.updates = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, docs: int) -> None:
+        RecordingBar.updates.append(docs)
+
+    def set_postfix(self, **kwargs) -> None:
+        pass
+
+
+def assert_progress_per_batch(manifest: dict) -> None:
+    """The bar reached every document, moving more often than once a shard."""
+    assert sum(RecordingBar.updates) == manifest["counts"]["docs"]
+    assert len([n for n in RecordingBar.updates if n]) > len(manifest["input"]["shards"])
+
+
 @pytest.fixture(scope="module")
 def local_run(pipeline, corpus, trained_nested, tmp_path_factory):
     output = tmp_path_factory.mktemp("out") / "local"
@@ -190,20 +218,24 @@ def test_output_inside_the_input_is_refused(pipeline, corpus):
 
 
 @pytest.mark.timeout(600)
-def test_local_processes_give_the_same_spans(local_run, pipeline, corpus, tmp_path):
-    manifest = annotate(str(pipeline), corpus, tmp_path / "out", shard_docs=4, batch_size=3, workers=2, progress=False)
+def test_local_processes_give_the_same_spans(local_run, pipeline, corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr("spacy_binder.annotate.tqdm", RecordingBar)
+    manifest = annotate(str(pipeline), corpus, tmp_path / "out", shard_docs=4, batch_size=3, workers=2)
+    assert_progress_per_batch(manifest)
     assert manifest["counts"] == local_run[1]["counts"]
     assert_same_spans(read_output(tmp_path / "out"), read_output(local_run[0]))
     assert read_output(tmp_path / "out", "errors") == read_output(local_run[0], "errors")
 
 
 @pytest.mark.timeout(600)
-def test_ray_engine_gives_the_same_spans(ray_cluster, local_run, pipeline, corpus, tmp_path):
+def test_ray_engine_gives_the_same_spans(ray_cluster, local_run, pipeline, corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr("spacy_binder.annotate.tqdm", RecordingBar)
     with pytest.warns(UserWarning, match="already initialized.*not address 'auto'"):
         manifest = annotate(
             str(pipeline), corpus, tmp_path / "out", engine="ray", workers=2, shard_docs=4, batch_size=3,
-            address="auto", progress=False,
+            address="auto",
         )
+    assert_progress_per_batch(manifest)
     assert manifest["counts"] == local_run[1]["counts"]
     assert_same_spans(read_output(tmp_path / "out"), read_output(local_run[0]))
     assert read_output(tmp_path / "out", "errors") == read_output(local_run[0], "errors")

@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from corpora import SHARED_DATA
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("support only", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat", "(e) prompts + objectives (JS)")

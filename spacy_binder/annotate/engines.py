@@ -1,16 +1,17 @@
 """Engines map shards over workers and yield each finished shard's counts.
 
-`local`: this process (progress after every batch) or a pool of `workers`
-processes, each loading the pipeline once. `ray`: a Ray Data actor pool over
+`local`: this process or a pool of `workers` processes, each loading the
+pipeline once. `ray`: a Ray Data actor pool over
 the shards (one shard per task), each actor loading the pipeline once in its
 constructor; it joins a running cluster (`address` or RAY_ADDRESS) or starts
 one on this machine. Either way a worker runs `ShardAnnotator`, so both give
-the same spans.
+the same spans, and reports every batch through a queue for the progress bar.
 """
 import concurrent.futures
 import multiprocessing
+import threading
 import warnings
-from typing import Callable, Dict, Iterator, List, Optional, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from .shards import Shard
 from .worker import Settings, ShardAnnotator, ShardResult
@@ -19,6 +20,45 @@ ENGINES = ("local", "ray")
 Progress = Callable[[int, int], None]
 
 _annotator: Union[ShardAnnotator, Exception, None] = None
+_batches_queue = None
+
+
+class _ShardProgress:
+    """Workers' per-batch counts, reconciled with each shard's result: a batch
+    message may arrive after its shard's result (another channel), so a
+    finished shard is topped up to its full counts once and later messages
+    for it are dropped. Totals are exact either way."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.credited: Dict[int, Tuple[int, int]] = {}
+        self.finished_shards = set()
+        self.lock = threading.Lock()
+
+    def batch(self, index: int, docs: int, words: int) -> None:
+        with self.lock:
+            if index in self.finished_shards:
+                return
+            done_docs, done_words = self.credited.get(index, (0, 0))
+            self.credited[index] = (done_docs + docs, done_words + words)
+            self.progress(docs, words)
+
+    def finished(self, result: ShardResult) -> None:
+        with self.lock:
+            done_docs, done_words = self.credited.pop(result.index, (0, 0))
+            self.finished_shards.add(result.index)
+            self.progress(result.docs - done_docs, result.words - done_words)
+
+
+def _relay(queue, tracker: _ShardProgress) -> threading.Thread:
+    """A thread that passes (shard, docs, words) messages on until it gets None."""
+    def drain() -> None:
+        for message in iter(queue.get, None):
+            tracker.batch(*message)
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    return thread
 
 
 def run_local(shards: List[Shard], settings: Settings, workers: int, progress: Progress) -> Iterator[ShardResult]:
@@ -30,14 +70,17 @@ def run_local(shards: List[Shard], settings: Settings, workers: int, progress: P
     # spawn, not fork: a forked child inherits torch's thread pool and this
     # process's threads (the progress bar's) in whatever state they are in.
     context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    tracker = _ShardProgress(progress)
+    relay = _relay(queue, tracker)
     with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_process, initargs=(settings,)
+        workers, mp_context=context, initializer=_init_process, initargs=(settings, queue)
     ) as pool:
         futures = [pool.submit(_annotate_in_process, shard) for shard in shards]
         try:
             for future in concurrent.futures.as_completed(futures):
                 result = future.result()
-                progress(result.docs, result.words)
+                tracker.finished(result)
                 yield result
         except concurrent.futures.process.BrokenProcessPool as err:
             raise RuntimeError(
@@ -47,10 +90,13 @@ def run_local(shards: List[Shard], settings: Settings, workers: int, progress: P
             ) from err
         finally:  # on an error, do not annotate the queued shards first
             pool.shutdown(cancel_futures=True)
+            queue.put(None)
+            relay.join()
 
 
-def _init_process(settings: Settings) -> None:
-    global _annotator
+def _init_process(settings: Settings, queue) -> None:
+    global _annotator, _batches_queue
+    _batches_queue = queue
     try:
         _annotator = ShardAnnotator(settings)
     except Exception as err:  # raised with the first shard, in the parent, not lost in a log
@@ -65,14 +111,15 @@ def _load_error(err: Exception) -> RuntimeError:
 def _annotate_in_process(shard: Shard) -> ShardResult:
     if isinstance(_annotator, Exception):
         raise _annotator
-    return _annotator(shard)
+    return _annotator(shard, on_batch=lambda docs, words: _batches_queue.put((shard.index, docs, words)))
 
 
 class _RayShardAnnotator:
     """A Ray Data actor: the pipeline is loaded once, in the constructor (in the
     actor's runtime_env, where a pipeline wheel is installed)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, batches_queue):
+        self.batches_queue = batches_queue
         # A constructor that raises leaves Ray Data waiting for the actor for
         # ever; a task that raises fails the dataset at once, with the reason.
         try:
@@ -86,7 +133,8 @@ class _RayShardAnnotator:
         results = []
         for values in zip(*(batch[name] for name in Shard.__dataclass_fields__)):
             shard = Shard(*map(_plain, values))
-            results.append(self.annotator(shard).to_dict())
+            on_batch = lambda docs, words, index=shard.index: self.batches_queue.put((index, docs, words))
+            results.append(self.annotator(shard, on_batch=on_batch).to_dict())
         return {name: [result[name] for result in results] for name in ShardResult.__dataclass_fields__}
 
 
@@ -121,22 +169,32 @@ def run_ray(
                 f"{workers} workers x {each:g} {name}s need {workers * each:g} {name}s; the Ray cluster "
                 f"has {resources.get(name, 0.0):g}. Use fewer workers or fewer {name}s per worker."
             )
+    from ray.util.queue import Queue
+
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
+    queue = Queue(actor_options={"num_cpus": 0})  # takes none of the actors' CPUs
+    tracker = _ShardProgress(progress)
+    relay = _relay(queue, tracker)
     dataset = ray.data.from_items([shard.to_dict() for shard in shards], override_num_blocks=max(1, len(shards)))
     annotated = dataset.map_batches(
         _RayShardAnnotator,
-        fn_constructor_kwargs={"settings": settings},
+        fn_constructor_kwargs={"settings": settings, "batches_queue": queue},
         batch_size=1,
         concurrency=workers,
         num_cpus=cpus_per_worker,
         num_gpus=gpus_per_worker,
         **({"runtime_env": runtime_env} if runtime_env else {}),
     )
-    for row in annotated.iter_rows():
-        result = ShardResult(**{name: _plain(row[name]) for name in ShardResult.__dataclass_fields__})
-        progress(result.docs, result.words)
-        yield result
+    try:
+        for row in annotated.iter_rows():
+            result = ShardResult(**{name: _plain(row[name]) for name in ShardResult.__dataclass_fields__})
+            tracker.finished(result)
+            yield result
+    finally:
+        queue.put(None)
+        relay.join()
+        queue.shutdown()
 
 
 def _plain(value):
