@@ -129,6 +129,11 @@ def report(results: dict) -> str:
         f"{results['busy_ratio']:.2f}x the work of one on this machine"
         + (" (two real cores)." if results["busy_ratio"] >= 1.8 else ": NOT two real cores, so the 2-worker rows are not 2x."),
         "",
+        "Start-up is the whole command over one document: the interpreter and imports (the same for both "
+        "engines), loading the pipeline in every worker and, for Ray, starting a local cluster (joining a running "
+        "one is cheaper) and its actor processes, which import the package again. Documents are sentences of the "
+        "corpora, so words/s, not docs/s, carries over to abstracts.",
+        "",
         "| engine:workers:threads | start-up s | docs/s | words/s | CPU-s per doc (wall x workers x threads) |",
         "|---|---|---|---|---|",
     ]

@@ -9,6 +9,7 @@ the same spans, and reports every batch through a queue for the progress bar.
 """
 import concurrent.futures
 import multiprocessing
+import os
 import threading
 import warnings
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
@@ -155,7 +156,10 @@ def run_ray(
     except ImportError as err:
         raise ImportError("--engine ray needs Ray Data: pip install 'spacy-binder[ray]'") from err
     if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False)  # address None: RAY_ADDRESS, else a local cluster
+        if address is None and not os.environ.get("RAY_ADDRESS"):  # a cluster for this run alone
+            ray.init(log_to_driver=False, include_dashboard=False)  # no dashboard: a second faster
+        else:
+            ray.init(address=address, log_to_driver=False)
     elif address is not None:
         warnings.warn(f"Ray is already initialized in this process: its cluster is used, not address '{address}'.")
     # Ray Data hangs when actors hold every CPU and a read task needs one
