@@ -6,7 +6,7 @@ max_span_width) where span (w, i, k) runs from token i to token i + k of window
 w, and each score array ends in a type axis.
 """
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy
 import torch
@@ -123,6 +123,24 @@ class BinderScores:
         return BinderScores(**dict(zip(present, tensors)), windows=self.windows, n_docs=self.n_docs)
 
 
+# Gold spans of one Doc: (start, end_exclusive, type index) on its tokens.
+GoldSpans = List[Tuple[int, int, int]]
+
+
+@dataclass
+class StepTypes:
+    """The types one update contrasts, and their gold spans per Doc.
+
+    texts: what the type encoder reads for each type. prompted: whether the
+    label prompt (if any) writes it; the type sampler's mention types are not
+    written, as that would hand the text encoder the very strings it must find.
+    """
+
+    texts: List[str]
+    prompted: List[bool]
+    gold: List[GoldSpans]
+
+
 @dataclass
 class GoldTargets:
     """Boolean gold masks in the layout of `BinderScores`."""
@@ -136,7 +154,7 @@ class GoldTargets:
 
 def gold_targets(
     windows: Windows,
-    doc_spans: List[Iterable[Tuple[int, int, int]]],
+    doc_spans: Sequence[GoldSpans],
     n_labels: int,
     max_span_width: int,
     device: torch.device,

@@ -10,9 +10,8 @@ from spacy.tokens import DocBin
 from .annotate import ENGINES, annotate as annotate_corpus
 from .annotate import FORMATS as OUTPUT_FORMATS
 from .convert import FORMATS, SCHEMES, ConversionReport, convert_corpus, distant_corpus
-from .encoders import BUNDLED_ENCODER
-from .init_config import MAX_PASSES, MAX_STEPS, default_max_steps, detect_mode, init_config
-from .quantize import quantize_overrides
+from .defaults import ENCODER, MAX_STEPS
+from .init_config import MAX_PASSES, default_max_steps, detect_mode, init_config
 from .sampler import sample_support
 
 app = typer.Typer(help="spacy-binder tools", no_args_is_help=True, add_completion=False)
@@ -112,7 +111,7 @@ def init_config_command(
     dev: Optional[Path] = typer.Option(None, exists=True, help="The dev .spacy file (paths.dev)"),
     descriptions: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help='JSONL of {"label", "description"} (paths.descriptions)'),
     labels: str = typer.Option("", help="Comma-separated labels (default: those of the data and the descriptions)"),
-    encoder: str = typer.Option(BUNDLED_ENCODER, help="Hugging Face encoder name or local folder (paths.encoder)"),
+    encoder: str = typer.Option(ENCODER, help="Hugging Face encoder name or local folder (paths.encoder)"),
     max_steps: int = typer.Option(0, help=f"Training steps; 0: {MAX_STEPS}, or {MAX_PASSES} passes over a smaller --train"),
     spans_key: str = typer.Option("sc", help="Key of the gold span group"),
     lang: str = typer.Option("en", help="Language of the vocabulary"),
@@ -156,6 +155,8 @@ def quantize(
 ) -> None:
     """Write a copy of a trained pipeline whose binder_ner text encoders run int8
     on CPU (spacy.load, to_disk and spacy package as usual; it cannot be trained)."""
+    from .quantize import quantize_overrides  # torch and transformers: only for this command
+
     try:
         overrides = quantize_overrides(spacy.util.load_config(pipeline / "config.cfg"))
         nlp = spacy.load(pipeline, config=overrides)

@@ -1,13 +1,11 @@
 """The `binder_ner` pipeline component."""
 import math
-from contextlib import contextmanager
 from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
-import srsly
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
@@ -16,25 +14,22 @@ from spacy.util import minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from .batch import BinderScores, gold_targets
-from .decode import STRATEGIES, decode, select
+from .batch import BinderScores, GoldSpans, StepTypes, gold_targets
+from .decode import STRATEGIES, decode, min_scores, select
+from .defaults import ENCODER
 from .encoders import window_layout
 from .errors import warn
+from .labels import Threshold, check_mode, check_threshold, read_type_descriptions
 from .loss import BinderLoss
-from .model import InT, clear_type_cache
 from .scorer import binder_score
 
-# What a type's gold mentions are: ("label", label) or ("text", lower-cased mention
-# text) (spacy_binder.transfer.TypeSampler); None: a type with no gold mention.
-GoldKey = Optional[Tuple[str, str]]
-# A minimum span score: one for every label, or per label (others keep 0.5).
-Threshold = Union[float, Dict[str, float]]
-
-MODES = ("nested", "flat")
 INIT_SAMPLE_SIZE = 10
+# initialize checks the gold spans of this many training examples for spans
+# the model cannot learn (too wide, or on tokens without sub-words).
+SCAN_SAMPLE_SIZE = 2000
 SCAN_BATCH_SIZE = 256
 
-DEFAULT_BINDER_MODEL = """
+DEFAULT_BINDER_MODEL = f"""
 [model]
 @architectures = "spacy_binder.BinderModel.v1"
 linear_size = 128
@@ -45,7 +40,7 @@ init_temperature = 0.07
 
 [model.text_encoder]
 @architectures = "spacy_binder.TextEncoder.v1"
-name = "sentence-transformers/all-MiniLM-L6-v2"
+name = "{ENCODER}"
 window = 128
 stride = 96
 max_batch_items = 4096
@@ -53,7 +48,7 @@ mixed_precision = false
 
 [model.type_encoder]
 @architectures = "spacy_binder.TypeEncoder.v1"
-name = "sentence-transformers/all-MiniLM-L6-v2"
+name = "{ENCODER}"
 mixed_precision = false
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_BINDER_MODEL)["model"]
@@ -115,46 +110,6 @@ def make_binder_ner(
     )
 
 
-def read_type_descriptions(path: Union[str, Path]) -> Dict[str, str]:
-    """Read `{"label": ..., "description": ...}` JSON lines."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"Entity type description file not found: {path}")
-    descriptions: Dict[str, str] = {}
-    for line_no, line in enumerate(path.read_text(encoding="utf8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = srsly.json_loads(line)
-            label, description = record["label"], record["description"]
-        except (ValueError, TypeError, KeyError) as err:
-            raise ValueError(
-                f"{path}, line {line_no}: expected a JSON object with 'label' and "
-                f"'description', got {line[:80]!r} ({err!r})."
-            ) from None
-        if not isinstance(label, str) or not isinstance(description, str) or not description.strip():
-            raise ValueError(
-                f"{path}, line {line_no}: 'label' and 'description' must be non-empty strings."
-            )
-        descriptions[label] = description
-    return descriptions
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"Unknown binder_ner mode '{mode}': use one of {MODES}.")
-
-
-def _check_threshold(threshold: Threshold) -> None:
-    values = threshold.values() if isinstance(threshold, Mapping) else [threshold]
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value <= 1.0:
-            raise ValueError(
-                f"binder_ner threshold must lie in [0.5, 1], got {value!r}: it is the "
-                "minimum span score, and 0.5 keeps every span above its dynamic threshold."
-            )
-
-
 class BinderNER(TrainablePipe):
     """Predict entity spans by matching span vectors with type-description vectors."""
 
@@ -173,8 +128,8 @@ class BinderNER(TrainablePipe):
         threshold: Threshold = 0.5,
         labels: Optional[Sequence[str]] = None,
     ) -> None:
-        _check_mode(mode)
-        _check_threshold(threshold)
+        check_mode(mode)
+        check_threshold(threshold)
         if strategy not in STRATEGIES:
             raise ValueError(
                 f"Unknown binder_ner strategy '{strategy}': use one of {STRATEGIES}."
@@ -283,11 +238,10 @@ class BinderNER(TrainablePipe):
         except ValueError:
             self.cfg["labels"], self.cfg["descriptions"] = old
             raise
-        clear_type_cache(self.model)
 
     def set_mode(self, mode: str) -> None:
         """Switch between nested and flat decoding; training is the same for both."""
-        _check_mode(mode)
+        check_mode(mode)
         self.cfg["mode"] = mode
 
     def _require_labels(self) -> None:
@@ -324,12 +278,12 @@ class BinderNER(TrainablePipe):
         for eg in get_examples():
             n_examples += 1
             if self._has_gold(eg.reference):
-                inferred.update(span.label_ for span in self._gold_spans(eg))
+                inferred.update(span.label_ for span in self._reference_spans(eg))
             else:
                 n_missing += 1
                 first_missing = first_missing or eg
         if n_missing == n_examples and not (labels or described or self.labels):
-            self._gold_spans(first_missing)  # raises: names the key and the keys found
+            self._reference_spans(first_missing)  # raises: names the key and the keys found
         if 0 < n_missing < n_examples:
             warn(
                 f"{n_missing} of {n_examples} training examples have no "
@@ -347,16 +301,15 @@ class BinderNER(TrainablePipe):
                 "[initialize.components.<name>]) or with add_label(label, description=...)."
             )
         sample = [eg.predicted for eg in islice(get_examples(), INIT_SAMPLE_SIZE)]
-        self.model.initialize(X=self._model_input(sample, self._label_keys(), self.descriptions))
-        clear_type_cache(self.model)
-        self._warn_unlearnable(get_examples)
+        self.model.initialize(X=(sample, self.descriptions, [True] * len(self.labels)))
+        self._warn_unlearnable(islice(get_examples(), SCAN_SAMPLE_SIZE))
 
     def _has_gold(self, reference: Doc) -> bool:
         if self.key in reference.spans:
             return True
         return self.cfg["mode"] == "flat" and reference.has_annotation("ENT_IOB")
 
-    def _gold_spans(self, example: Example) -> List[Span]:
+    def _reference_spans(self, example: Example) -> List[Span]:
         reference = example.reference
         if self.key in reference.spans:
             return list(reference.spans[self.key])
@@ -370,54 +323,52 @@ class BinderNER(TrainablePipe):
             + (" or doc.ents." if self.cfg["mode"] == "flat" else ".")
         )
 
-    def _gold_tuples(
-        self, examples: Iterable[Example], types: Sequence[GoldKey]
-    ) -> List[List[Tuple[int, int, int]]]:
-        """Gold (start, end, type index) per example, on the predicted tokens.
+    def _gold_spans(self, examples: Iterable[Example]) -> List[List[Span]]:
+        """Each example's gold spans, on its predicted tokens."""
+        return [eg.get_aligned_spans_y2x(self._reference_spans(eg), allow_overlap=True) for eg in examples]
 
-        types: what each type's gold mentions are (see `spacy_binder.transfer`):
-        a label's gold spans, or every occurrence of a text's words.
-        """
-        labels = {key[1]: i for i, key in enumerate(types) if key is not None and key[0] == "label"}
-        texts = [(key[1].split(" "), i) for i, key in enumerate(types) if key is not None and key[0] == "text"]
-        result = []
-        for eg in examples:
-            aligned = eg.get_aligned_spans_y2x(self._gold_spans(eg), allow_overlap=True)
-            tuples = [(s.start, s.end, labels[s.label_]) for s in aligned if s.label_ in labels]
-            if texts:
-                words = [token.lower_ for token in eg.predicted]
-                for phrase, i in texts:
-                    n = len(phrase)
-                    tuples.extend(
-                        (start, start + n, i)
-                        for start in range(len(words) - n + 1)
-                        if words[start : start + n] == phrase
-                    )
-            result.append(tuples)
-        return result
+    def _label_types(self, gold_spans: Sequence[Sequence[Span]]) -> StepTypes:
+        """Every label, with its gold spans."""
+        index = {label: k for k, label in enumerate(self.labels)}
+        gold: List[GoldSpans] = [
+            [(span.start, span.end, index[span.label_]) for span in spans if span.label_ in index]
+            for spans in gold_spans
+        ]
+        return StepTypes(list(self.descriptions), [True] * len(self.labels), gold)
 
-    def _warn_unlearnable(self, get_examples: Callable[[], Iterable[Example]]) -> None:
-        """Count the gold spans the model cannot learn to predict, and say so."""
+    def _step_types(self, examples: Sequence[Example]) -> StepTypes:
+        """What one update contrasts: every label, or the type sampler's draw."""
+        gold_spans = self._gold_spans(examples)
+        if self.type_sampler is None or not self.cfg["sample_types"]:
+            return self._label_types(gold_spans)
+        docs = [eg.predicted for eg in examples]
+        return self.type_sampler.step(self.labels, self.descriptions, docs, gold_spans)
+
+    def _warn_unlearnable(self, examples: Iterable[Example]) -> None:
+        """Count the gold spans of a sample of the training examples that the
+        model cannot learn to predict, and say so."""
         text_encoder = self.model.get_ref("text_encoder")
         max_width = self.model.attrs["max_span_width"]
-        n_spans = n_too_wide = n_unaligned = 0
-        examples = (eg for eg in get_examples() if self._has_gold(eg.reference))
+        n_examples = n_spans = n_too_wide = n_unaligned = 0
+        examples = (eg for eg in examples if self._has_gold(eg.reference))
         while batch := list(islice(examples, SCAN_BATCH_SIZE)):
-            spans = self._gold_tuples(batch, self._label_keys())
-            layout = window_layout(text_encoder, ([eg.predicted for eg in batch], self.descriptions))
-            gold = gold_targets(layout, spans, len(self.labels), max_width, "cpu")
-            n_spans += sum(len(s) for s in spans)
+            step = self._label_types(self._gold_spans(batch))
+            layout = window_layout(text_encoder, ([eg.predicted for eg in batch], step.texts))
+            gold = gold_targets(layout, step.gold, len(self.labels), max_width, "cpu")
+            n_examples += len(batch)
+            n_spans += sum(len(spans) for spans in step.gold)
             n_too_wide += gold.n_too_wide
             n_unaligned += gold.n_unaligned
+        where = f"gold spans (of the first {n_examples} training examples with gold spans)"
         if n_too_wide:
             warn(
-                f"{n_too_wide} of {n_spans} gold spans are wider than "
+                f"{n_too_wide} of {n_spans} {where} are wider than "
                 f"max_span_width={max_width} tokens and cannot be predicted. Raise "
                 "max_span_width in [components.<name>.model] to learn them."
             )
         if n_unaligned:
             warn(
-                f"{n_unaligned} of {n_spans} gold spans start or end on a "
+                f"{n_unaligned} of {n_spans} {where} start or end on a "
                 "token the encoder's tokenizer maps to no sub-word (or cross every "
                 "window edge), and cannot be predicted."
             )
@@ -453,30 +404,17 @@ class BinderNER(TrainablePipe):
                 error_handler(self.name, self, docs, e)
 
     def _min_scores(self, threshold: Optional[Threshold], labels: Optional[Sequence[str]]) -> List[float]:
-        """The minimum score of each label's spans; inf for a label not asked for."""
+        """The call's controls, else the configured ones, as a minimum score per label."""
         self._require_labels()
-        threshold = self.threshold if threshold is None else threshold
-        labels = self.predict_labels if labels is None else labels
-        _check_threshold(threshold)
-        if isinstance(labels, str):
-            raise ValueError(f"binder_ner labels must be a list of labels, got the string {labels!r}.")
-        per_label = threshold if isinstance(threshold, Mapping) else {}
-        wanted = set(self.labels) if labels is None else set(labels)
-        for what, names in (("threshold", per_label), ("labels", wanted)):
-            unknown = sorted(set(names) - set(self.labels))
-            if unknown:
-                raise ValueError(
-                    f"binder_ner {what} names unknown label(s) {unknown}: its labels are "
-                    f"{list(self.labels)}."
-                )
-        default = 0.5 if isinstance(threshold, Mapping) else threshold
-        return [
-            per_label.get(label, default) if label in wanted else math.inf for label in self.labels
-        ]
+        return min_scores(
+            self.labels,
+            self.threshold if threshold is None else threshold,
+            self.predict_labels if labels is None else labels,
+        )
 
     def predict(self, docs: Iterable[Doc]) -> BinderScores:
         self._require_labels()
-        return self.model.predict(self._model_input(list(docs), self._label_keys(), self.descriptions))
+        return self.model.predict((list(docs), self.descriptions, [True] * len(self.labels)))
 
     def set_annotations(self, docs: Iterable[Doc], scores: BinderScores) -> None:
         self._annotate(list(docs), scores, self._min_scores(None, None))
@@ -515,10 +453,10 @@ class BinderNER(TrainablePipe):
         if not any(len(eg.predicted) for eg in examples):
             return losses
         set_dropout_rate(self.model, drop)
+        step = self._step_types(examples)
         docs = [eg.predicted for eg in examples]
-        keys, texts = self._training_types(examples)
-        scores, backprop = self.model.begin_update(self._model_input(docs, keys, texts))
-        loss, d_scores = self._loss(examples, scores, keys)
+        scores, backprop = self.model.begin_update((docs, step.texts, step.prompted))
+        loss, d_scores = self._loss(scores, step)
         self._n_updates += 1
         if not math.isfinite(loss):
             raise ValueError(
@@ -532,42 +470,11 @@ class BinderNER(TrainablePipe):
         losses[self.name] += loss
         return losses
 
-    @staticmethod
-    def _model_input(docs: List[Doc], keys: Sequence[GoldKey], texts: Sequence[str]) -> InT:
-        """What the model reads. A type sampler's mention types ("text" keys) are
-        encoded as types but not written into the label prompt: that would
-        give the text encoder the very strings it must find."""
-        return docs, list(texts), [key is None or key[0] != "text" for key in keys]
-
-    def _label_keys(self) -> List[GoldKey]:
-        return [("label", label) for label in self.labels]
-
-    def _training_types(self, examples: List[Example]) -> Tuple[List[GoldKey], List[str]]:
-        """What one update contrasts: each type's gold key and its text."""
-        if self.type_sampler is None or not self.cfg["sample_types"]:
-            return self._label_keys(), self.descriptions
-        mentions = [
-            " ".join(t.lower_ for t in span)
-            for eg in examples
-            for span in eg.get_aligned_spans_y2x(self._gold_spans(eg), allow_overlap=True)
-            if not any(t.is_space for t in span)
-        ]
-        sampled = self.type_sampler(self.labels, self.descriptions, mentions)
-        return [key for key, _ in sampled], [text for _, text in sampled]
-
     def get_loss(self, examples: Iterable[Example], scores: BinderScores) -> Tuple[float, BinderScores]:
-        return self._loss(examples, scores, self._label_keys())
+        return self._loss(scores, self._label_types(self._gold_spans(examples)))
 
-    def _loss(
-        self, examples: Iterable[Example], scores: BinderScores, types: Sequence[GoldKey]
-    ) -> Tuple[float, BinderScores]:
-        gold = gold_targets(
-            scores.windows,
-            self._gold_tuples(examples, types),
-            len(types),
-            scores.max_span_width,
-            scores.span.device,
-        )
+    def _loss(self, scores: BinderScores, step: StepTypes) -> Tuple[float, BinderScores]:
+        gold = gold_targets(scores.windows, step.gold, len(step.texts), scores.max_span_width, scores.span.device)
         return self.loss.get_grad(scores, gold)
 
     def finish_update(self, sgd: Optimizer) -> None:
@@ -577,22 +484,4 @@ class BinderNER(TrainablePipe):
         type_scale = self.model.attrs["type_encoder_learn_rate_scale"]
         if type_scale > 0:
             self.model.get_ref("type_encoder").finish_update(partial(sgd, lr_scale=type_scale))
-            clear_type_cache(self.model)
         self.model.get_ref("heads").finish_update(partial(sgd, lr_scale=self.model.attrs["heads_learn_rate_scale"]))
-
-    @contextmanager
-    def use_params(self, params: dict):
-        clear_type_cache(self.model)
-        with self.model.use_params(params):
-            yield
-        clear_type_cache(self.model)
-
-    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "BinderNER":
-        super().from_bytes(bytes_data, exclude=exclude)
-        clear_type_cache(self.model)
-        return self
-
-    def from_disk(self, path: Union[str, Path], *, exclude=tuple()) -> "BinderNER":
-        super().from_disk(path, exclude=exclude)
-        clear_type_cache(self.model)
-        return self

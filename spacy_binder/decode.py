@@ -8,12 +8,14 @@ sigmoid(similarity - threshold): above 0.5 means above the dynamic threshold.
 `select` applies the prediction-time controls afterwards, so a higher cut-off or
 fewer labels only ever remove spans.
 """
-from typing import Dict, List, Sequence, Tuple
+import math
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy
 import torch
 
 from .batch import BinderScores
+from .labels import Threshold, check_threshold
 
 Prediction = Tuple[int, int, int, float]  # start, end (exclusive), label index, score
 STRATEGIES = ("span", "joint")
@@ -73,3 +75,24 @@ def remove_overlap(predictions: List[Prediction]) -> List[Prediction]:
 def select(predictions: List[List[Prediction]], min_scores: Sequence[float]) -> List[List[Prediction]]:
     """Keep the spans whose score reaches their label's minimum (inf drops the label)."""
     return [[p for p in doc_predictions if p[3] >= min_scores[p[2]]] for doc_predictions in predictions]
+
+
+def min_scores(
+    labels: Sequence[str], threshold: Threshold, wanted: Optional[Sequence[str]]
+) -> List[float]:
+    """The minimum score of each label's spans for `select`: the threshold
+    (one, or per label with 0.5 for the rest); inf for a label not wanted
+    (None: all are)."""
+    check_threshold(threshold)
+    if isinstance(wanted, str):
+        raise ValueError(f"binder_ner labels must be a list of labels, got the string {wanted!r}.")
+    per_label = threshold if isinstance(threshold, Mapping) else {}
+    wanted = set(labels) if wanted is None else set(wanted)
+    for what, names in (("threshold", per_label), ("labels", wanted)):
+        unknown = sorted(set(names) - set(labels))
+        if unknown:
+            raise ValueError(
+                f"binder_ner {what} names unknown label(s) {unknown}: its labels are {list(labels)}."
+            )
+    default = 0.5 if isinstance(threshold, Mapping) else threshold
+    return [per_label.get(label, default) if label in wanted else math.inf for label in labels]

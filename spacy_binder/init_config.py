@@ -14,14 +14,13 @@ from spacy import util
 from spacy.tokens import Doc
 from thinc.api import Config
 
-from .component import MODES, read_type_descriptions
 from .contrastive import SIMILARITIES
-from .encoders import BUNDLED_ENCODER
+from .defaults import BATCH_WORDS, ENCODER, MAX_STEPS
+from .labels import MODES, read_type_descriptions
 
 TEMPLATE = Path(__file__).parent / "configs" / "binder.cfg"
-# The validated budget (the template's max_steps), or fewer steps on a small
-# corpus: MAX_PASSES over its words.
-MAX_STEPS = 400
+# The validated budget (MAX_STEPS), or fewer steps on a small corpus:
+# MAX_PASSES over its words.
 MAX_PASSES = 25
 EVALS_PER_RUN = 4
 WARMUP_SHARE = 8  # the first eighth of the steps warm up (50 of the validated 400)
@@ -54,7 +53,7 @@ def detect_mode(docs: Iterable[Doc], spans_key: str = "sc") -> str:
     return "flat"
 
 
-def default_max_steps(n_words: int, batch_words: int = 400) -> int:
+def default_max_steps(n_words: int, batch_words: int = BATCH_WORDS) -> int:
     """MAX_STEPS, or MAX_PASSES over a corpus too small for that many."""
     return max(1, min(MAX_STEPS, math.ceil(MAX_PASSES * n_words / batch_words)))
 
@@ -63,7 +62,7 @@ def init_config(
     mode: str,
     *,
     max_steps: int = MAX_STEPS,
-    encoder: str = BUNDLED_ENCODER,
+    encoder: str = ENCODER,
     descriptions: Optional[Union[str, Path]] = None,
     labels: Sequence[str] = (),
     spans_key: str = "sc",
@@ -121,6 +120,7 @@ def init_config(
         weights = spans
     config["training"]["score_weights"] = weights
     config["training"]["max_steps"] = max_steps
+    config["training"]["batcher"]["size"] = BATCH_WORDS
     config["training"]["eval_frequency"] = max(1, max_steps // EVALS_PER_RUN)
     config["training"]["optimizer"]["learn_rate"]["warmup_steps"] = max_steps // WARMUP_SHARE
     nlp = util.load_model_from_config(config, auto_fill=True, validate=True)

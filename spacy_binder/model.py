@@ -12,7 +12,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
 
 from .batch import BinderScores, EncodedWindows, Windows
-from .encoders import TextInput
+from .encoders import TextInput, hf_objects
 from .errors import warn
 from .heads import BinderHeads
 
@@ -91,6 +91,7 @@ def build_binder_model(
             "gaussian_embeddings": gaussian_embeddings,
             # Set by binder_ner from its loss: output the few-shot objectives' vectors in training.
             "embeddings": False,
+            # (descriptions, weights fingerprint, type vectors): see _type_vectors.
             "type_cache": None,
         },
     )
@@ -126,26 +127,30 @@ def forward(model: Model, inputs: InT, is_train: bool) -> Tuple[BinderScores, Ca
     return scores, backprop
 
 
-def clear_type_cache(model: Model) -> None:
-    """Forget cached type vectors; call whenever the weights may have changed."""
-    model.attrs["type_cache"] = None
+def _weights_fingerprint(type_encoder: Model) -> torch.Tensor:
+    """A sample of every weight of the type encoder: it differs whenever they
+    were changed (an optimizer step, averaged parameters, a load), so a cache
+    keyed on it never serves vectors of older weights, whichever path changed
+    them. About 16 values a tensor: microseconds, against a forward pass."""
+    parameters = hf_objects(type_encoder).transformer.parameters()
+    return torch.cat([p.detach().reshape(-1)[:: max(1, p.numel() // 16)].float().cpu() for p in parameters])
 
 
 def _type_vectors(
     model: Model, descriptions: List[str], is_train: bool
 ) -> Tuple[torch.Tensor, Callable]:
-    """Type [CLS] vectors: recomputed in training, cached for prediction and
-    for training with a frozen type encoder."""
+    """Type [CLS] vectors: recomputed in training a trainable type encoder,
+    else cached per description list and type encoder weights."""
     type_encoder = model.get_ref("type_encoder")
     if is_train and model.attrs["type_encoder_learn_rate_scale"] > 0:
-        clear_type_cache(model)
         return type_encoder(descriptions, is_train)
     key = tuple(descriptions)
+    fingerprint = _weights_fingerprint(type_encoder)
     cache = model.attrs["type_cache"]
-    if cache is None or cache[0] != key:
-        cache = (key, type_encoder.predict(list(descriptions)))
+    if cache is None or cache[0] != key or not torch.equal(cache[1], fingerprint):
+        cache = (key, fingerprint, type_encoder.predict(list(descriptions)))
         model.attrs["type_cache"] = cache
-    return cache[1], lambda d_types: descriptions
+    return cache[2], lambda d_types: descriptions
 
 
 def _empty_scores(windows: Windows, n_docs: int, n_types: int, model: Model) -> BinderScores:

@@ -47,7 +47,9 @@ def span_labels(doc: Doc, spans_key: str) -> Counter:
     if spans_key not in doc.spans:
         raise ValueError(
             f"Document '{doc.text[:60]}' has no doc.spans['{spans_key}'] (its span keys: "
-            f"{list(doc.spans.keys())}). Pass the key your corpus uses (spans_key, --spans-key)."
+            f"{list(doc.spans.keys())}): the sampler counts the mentions of that span group. "
+            "Pass the key your corpus uses (--spans-key for `fewshot-sample`, spans_key for "
+            "sample_support), or convert the corpus with its gold spans under that key."
         )
     return Counter(span.label_ for span in doc.spans[spans_key])
 

@@ -8,21 +8,28 @@
   every occurrence of those words in the batch: thousands of types instead of four, so
   the threshold cannot just sit near what the few source descriptions share),
   and negative types (descriptions of things the corpus never annotates).
-- `spacy_binder.set_labels.v1`, an `[initialize.before_init]` callback, gives a
-  sourced binder_ner the target's types before `spacy train` fine-tunes it on a
+- `retarget` gives a pipeline's binder_ner new types (and a mode); the
+  `spacy_binder.set_labels.v1` `[initialize.before_init]` callback does it from
+  a descriptions file before `spacy train` fine-tunes a sourced binder_ner on a
   few-shot support set (optionally keeping the source types).
 - `spacy_binder.set_loss.v1`, an `[initialize.after_init]` callback, gives it
   the loss of the fine-tuning run (a sourced component keeps its own settings).
 """
 import random
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from spacy.language import Language
+from spacy.tokens import Doc, Span
 from spacy.util import registry
 
-from .component import GoldKey, read_type_descriptions
+from .batch import GoldSpans, StepTypes
+from .labels import read_type_descriptions
 from .loss import BinderLoss
+
+# What a type's gold mentions are: ("label", label), ("text", lower-cased mention
+# text: every occurrence of its words), or None: a negative type, with none.
+GoldKey = Optional[Tuple[str, str]]
 
 
 @dataclass
@@ -79,6 +86,41 @@ class TypeSampler:
         types += [(None, text) for text in rng.sample(self.negatives, self.n_negatives)]
         return types
 
+    def step(
+        self,
+        labels: Sequence[str],
+        descriptions: Sequence[str],
+        docs: Sequence[Doc],
+        gold_spans: Sequence[Sequence[Span]],
+    ) -> StepTypes:
+        """The types of one update over `docs`, whose gold spans (on their own
+        tokens) are `gold_spans`, with every type's gold spans."""
+        mentions = [
+            " ".join(token.lower_ for token in span)
+            for spans in gold_spans
+            for span in spans
+            if not any(token.is_space for token in span)
+        ]
+        types = self(labels, descriptions, mentions)
+        keys = [key for key, _ in types]
+        label_index = {key[1]: k for k, key in enumerate(keys) if key is not None and key[0] == "label"}
+        phrases = [(key[1].split(" "), k) for k, key in enumerate(keys) if key is not None and key[0] == "text"]
+        gold: List[GoldSpans] = []
+        for doc, spans in zip(docs, gold_spans):
+            doc_gold = [(span.start, span.end, label_index[span.label_]) for span in spans if span.label_ in label_index]
+            words = [token.lower_ for token in doc] if phrases else []
+            for phrase, k in phrases:
+                n = len(phrase)
+                doc_gold.extend(
+                    (start, start + n, k) for start in range(len(words) - n + 1) if words[start : start + n] == phrase
+                )
+            gold.append(doc_gold)
+        return StepTypes(
+            texts=[text for _, text in types],
+            prompted=[key is None or key[0] != "text" for key in keys],
+            gold=gold,
+        )
+
 
 @registry.misc("spacy_binder.TypeSampler.v1")
 def configure_type_sampler(
@@ -92,6 +134,31 @@ def configure_type_sampler(
     """`negatives`: a JSONL file of `{"label", "description"}` types the corpus never annotates."""
     texts = list(read_type_descriptions(negatives).values()) if negatives else []
     return TypeSampler(keep_prob, name_prob, n_mention_types, texts, n_negatives, seed)
+
+
+def retarget(
+    nlp: Language,
+    types: Mapping[str, Optional[str]],
+    mode: Optional[str] = None,
+    *,
+    keep_existing: bool = False,
+    keep_type_sampler: bool = False,
+    component: str = "binder_ner",
+) -> None:
+    """Give the pipeline's binder_ner the types {label: description, or None
+    to encode the name} and, if given, a mode ("nested" or "flat").
+
+    keep_existing: keep its own types too (before the new ones).
+    keep_type_sampler: train on with its type sampler; otherwise each update
+    contrasts exactly these types (saved with the pipeline).
+    """
+    ner = nlp.get_pipe(component)
+    merged = dict(zip(ner.labels, ner.descriptions)) if keep_existing else {}
+    merged.update(types)
+    ner.set_labels(merged)
+    if mode is not None:
+        ner.set_mode(mode)
+    ner.cfg["sample_types"] = keep_type_sampler
 
 
 @registry.callbacks("spacy_binder.set_labels.v1")
@@ -113,13 +180,14 @@ def make_set_labels(
     """
 
     def set_labels(nlp: Language) -> Language:
-        ner = nlp.get_pipe(component)
-        types = dict(zip(ner.labels, ner.descriptions)) if keep_existing else {}
-        types.update(read_type_descriptions(descriptions))
-        ner.set_labels(types)
-        if mode is not None:
-            ner.set_mode(mode)
-        ner.cfg["sample_types"] = keep_type_sampler
+        retarget(
+            nlp,
+            read_type_descriptions(descriptions),
+            mode,
+            keep_existing=keep_existing,
+            keep_type_sampler=keep_type_sampler,
+            component=component,
+        )
         return nlp
 
     return set_labels

@@ -11,9 +11,9 @@ import concurrent.futures
 import multiprocessing
 import os
 import threading
-import warnings
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
+from ..errors import warn
 from .shards import Shard
 from .worker import Settings, ShardAnnotator, ShardResult
 
@@ -106,7 +106,12 @@ def _init_process(settings: Settings, queue) -> None:
 
 def _load_error(err: Exception) -> RuntimeError:
     """A picklable error (spaCy's own do not all pickle) that keeps the reason."""
-    return RuntimeError(f"A worker could not load the pipeline: {type(err).__name__}: {err}")
+    return RuntimeError(
+        f"A worker could not load the pipeline: {type(err).__name__}: {err}. MODEL must be a "
+        "pipeline folder or an installed package name that every worker can load: a path "
+        "every worker can read (on Ray, on every node), or, for Ray, the package's wheel "
+        "given with --wheel (build it with `spacy package`)."
+    )
 
 
 def _annotate_in_process(shard: Shard) -> ShardResult:
@@ -161,7 +166,10 @@ def run_ray(
         else:
             ray.init(address=address, log_to_driver=False)
     elif address is not None:
-        warnings.warn(f"Ray is already initialized in this process: its cluster is used, not address '{address}'.")
+        warn(
+            f"Ray is already initialized in this process: its cluster is used, not address "
+            f"'{address}'. Call ray.shutdown() first to use that cluster."
+        )
     # Ray Data hangs when actors hold every CPU and a read task needs one
     # (ray-project/ray#44687). The shards come from this process's memory
     # (from_items: no read tasks), so the actors may take all CPUs; more actors

@@ -19,7 +19,6 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..component import BinderNER
 from .atomic import replace
 from .shards import Record, Shard, pyarrow_parquet, read_shard
 
@@ -85,7 +84,7 @@ def load_pipeline(settings: Settings) -> Language:
 
 
 def binder_keys(nlp: Language) -> List[str]:
-    return [pipe.key for _, pipe in nlp.pipeline if isinstance(pipe, BinderNER)]
+    return [nlp.get_pipe(name).key for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory == "binder_ner"]
 
 
 def doc_spans(doc: Doc, keys: List[str]) -> List[dict]:

@@ -26,8 +26,19 @@ def _records(path: Path, report: ConversionReport, skip_bad: bool, field: str) -
                     raise ValueError(f"a JSON object with '{field}' is expected")
                 mentions = record.get("entity_mentions", [])
                 for m in mentions:
-                    if not (isinstance(m["start"], int) and isinstance(m["end"], int) and m["entity_type"]):
-                        raise ValueError(f"bad mention {m!r}")
+                    if not (
+                        isinstance(m, dict)
+                        and isinstance(m.get("start"), int)
+                        and isinstance(m.get("end"), int)
+                        and isinstance(m.get("entity_type"), str)
+                        and m["entity_type"]
+                    ):
+                        raise ValueError(
+                            f"bad mention {m!r}: each of 'entity_mentions' must be an object with "
+                            f"integer 'start' and 'end' ({'token' if field == 'tokens' else 'character'} "
+                            "offsets, end exclusive) and a non-empty 'entity_type'; fix the line, or "
+                            "pass --skip-bad to skip and count such lines"
+                        )
             except (ValueError, TypeError, KeyError) as err:
                 report.bad_input(ConversionError(str(path), line_no, f"{err}: {line.strip()[:80]!r}"), skip_bad)
                 continue
