@@ -15,37 +15,22 @@ pipeline reloads to identical predictions; training it is refused.
 torchao is an optional dependency, needed for int8 only
 (`pip install spacy-binder[int8]`).
 """
-import logging
-from contextlib import contextmanager
+import importlib
 from types import ModuleType
-from typing import Dict, Iterator, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional
 
 import torch
+
+from .errors import TORCHAO_IMPORT_NOISE, silenced
+
+with silenced(TORCHAO_IMPORT_NOISE):  # transformers' model code imports torchao when installed
+    importlib.import_module("transformers.modeling_utils")
 from transformers import AutoModel
 
 QUANTIZATIONS = ("int8",)
-# What importing torchao logs on a CPU-only torch, none of it ours to fix: its
-# CUDA kernels failing to load, and a deprecation inside its pytree registrations.
-_IMPORT_NOISE = ("torchao", "torch.utils._pytree")
-
-
-@contextmanager
-def _quiet(names: Sequence[str]) -> Iterator[None]:
-    """Only errors from these loggers while the block runs."""
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
-
-
 def _torchao() -> ModuleType:
     try:
-        with _quiet(_IMPORT_NOISE):
+        with silenced(TORCHAO_IMPORT_NOISE):
             import torchao.quantization
     except ImportError:
         raise ImportError(
