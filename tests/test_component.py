@@ -4,12 +4,13 @@ import numpy
 import pytest
 import spacy
 import srsly
+import torch
 from spacy.tokens import Span
 from spacy.training import Example
 
-from conftest import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, overfit_nested, predicted, repeated, spans_with_scores, train
+from util import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, overfit_nested, predicted, repeated, spans_with_scores, train
 from spacy_binder.batch import gold_targets
-from spacy_binder.encoders import max_wordpieces, window_layout
+from spacy_binder.encoders import hf_objects, max_wordpieces, window_layout
 from spacy_binder.errors import BinderWarning
 
 FLAT_DATA = [
@@ -35,7 +36,7 @@ def test_overfits_nested_examples(trained_nested):
 def test_flat_mode_sets_ents_and_keeps_scores(tiny_bert):
     nlp = make_nlp(tiny_bert, mode="flat")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=BinderWarning)
         train(nlp, make_examples(nlp, FLAT_DATA, ents=True), steps=120)
     doc = nlp("bob works at acme corp in paris .")
     assert [(e.start, e.end, e.label_) for e in doc.ents] == [(0, 1, "PER"), (3, 5, "ORG"), (6, 7, "LOC")]
@@ -53,7 +54,7 @@ def test_flat_mode_reads_gold_from_ents_when_spans_key_missing(tiny_bert):
         reference.ents = [Span(reference, s, e, label) for s, e, label in spans]
         examples.append(Example(nlp.make_doc(text), reference))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=BinderWarning)
         nlp.initialize(lambda: examples)
     assert nlp.get_pipe("binder_ner").labels == ("LOC", "ORG", "PER")
 
@@ -63,7 +64,7 @@ def test_entity_deep_in_a_long_document_is_found(tiny_bert):
     sentence = FLAT_DATA[0]
     nlp = make_nlp(tiny_bert)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=BinderWarning)
         train(nlp, make_examples(nlp, [sentence, repeated(sentence, 30)]), steps=150)
     text, gold = repeated(sentence, 1001)
     doc = nlp.make_doc(text)
@@ -116,7 +117,7 @@ def test_type_vectors_cached_across_predict_batches_until_an_update(tiny_bert, t
     nlp = make_nlp(tiny_bert, {"type_encoder_learn_rate_scale": type_scale})
     examples = make_examples(nlp)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=BinderWarning)
         optimizer = nlp.initialize(lambda: examples)
     ner = nlp.get_pipe("binder_ner")
     model = ner.model
@@ -130,16 +131,46 @@ def test_type_vectors_cached_across_predict_batches_until_an_update(tiny_bert, t
 
     type_encoder._func = counting
     list(nlp.pipe([t for t, _ in NESTED_DATA], batch_size=3))
-    assert calls == [4]  # four batches, one type encoding
+    assert calls == []  # four batches reuse the vectors of initialize's pass
     nlp.update(examples, sgd=optimizer)
     list(nlp.pipe([t for t, _ in NESTED_DATA], batch_size=5))
     if type_scale > 0:
-        assert calls == [4, 4, 4]  # one in training, one for the two new batches
+        assert calls == [4, 4]  # one in training, one for the two new batches
     else:
-        assert calls == [4]  # the frozen encoder's vectors serve training and prediction
+        assert calls == []  # the frozen encoder's vectors serve training and prediction
     ner.add_label("GENE", description="a gene")
     nlp("the il-2 gene")
     assert calls[-1] == 5
+
+
+def test_type_vectors_follow_the_weights_whatever_changed_them(tiny_bert):
+    """The model keys its cache on the type encoder's weights: an in-place
+    edit, swapped parameters (use_params) and a load are each seen, and no
+    caller has to clear anything."""
+    nlp = make_nlp(tiny_bert)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=BinderWarning)
+        nlp.initialize(lambda: make_examples(nlp))
+    model = nlp.get_pipe("binder_ner").model
+    saved = nlp.to_bytes()
+    vectors = lambda: (nlp("the il-2 gene"), model.attrs["type_cache"][2].clone())[1]
+    original = vectors()
+    transformer = hf_objects(model.get_ref("type_encoder")).transformer
+    with torch.no_grad():
+        for parameter in transformer.parameters():
+            parameter.mul_(0.5)
+    halved = vectors()
+    assert not torch.allclose(halved, original)
+    params = {
+        f"pytorch_{shim.id}_{name}": value.detach().numpy() * 2.0
+        for shim in model.get_ref("type_encoder").get_ref("transformer").shims
+        for name, value in shim._model.state_dict().items()
+    }
+    with model.use_params(params):
+        torch.testing.assert_close(vectors(), original)
+    torch.testing.assert_close(vectors(), halved)
+    nlp.from_bytes(saved)
+    torch.testing.assert_close(vectors(), original)
 
 
 def test_labels_and_descriptions_from_initialize(tiny_bert, tmp_path):
@@ -160,7 +191,7 @@ def test_labels_and_descriptions_from_initialize(tiny_bert, tmp_path):
     assert ner.label_data["PROTEIN"] == "a protein" and ner.label_data["CELL"] is None
     again = make_nlp(tiny_bert).get_pipe("binder_ner")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=BinderWarning)
         again.initialize(lambda: examples, nlp=nlp, labels=srsly.json_loads(srsly.json_dumps(ner.label_data)))
     assert again.labels == ner.labels and again.descriptions == ner.descriptions
 
@@ -204,8 +235,8 @@ def test_gold_span_on_token_without_subwords_is_counted(tiny_bert):
         nlp.initialize(lambda: examples)
 
 
-def test_empty_whitespace_and_unmappable_docs(trained_nested):
-    nlp = trained_nested
+def test_empty_whitespace_and_unmappable_docs(nested_copy):
+    nlp = nested_copy  # updated below: a copy, not the shared session pipeline
     texts = ["", "   ", "\n\n", "\u200b \x00", NESTED_DATA[0][0]]
     docs = list(nlp.pipe(texts))
     for doc in docs[:4]:
@@ -258,19 +289,15 @@ def test_unknown_thresholds_is_a_clear_error(tiny_bert):
         make_nlp(tiny_bert, model={"thresholds": "fixed"})
 
 
-def test_grouping_windows_by_length_changes_padding_not_states(trained_nested):
+def test_grouping_windows_by_length_changes_padding_not_states(nested_copy):
     """max_batch_items only decides which windows share a padded transformer call."""
-    encoder = trained_nested.get_pipe("binder_ner").model.get_ref("text_encoder")
+    encoder = nested_copy.get_pipe("binder_ner").model.get_ref("text_encoder")  # its settings change
     texts = [text for text, _ in NESTED_DATA] + ["alice " * 40 + "works ."]
-    docs = [trained_nested.make_doc(text) for text in texts]
-    configured = encoder.attrs["max_batch_items"]
-    try:
-        encoder.attrs["max_batch_items"] = 10**9
-        together = encoder.predict((docs, []))
-        encoder.attrs["max_batch_items"] = 1
-        alone = encoder.predict((docs, []))
-    finally:
-        encoder.attrs["max_batch_items"] = configured
+    docs = [nested_copy.make_doc(text) for text in texts]
+    encoder.attrs["max_batch_items"] = 10**9
+    together = encoder.predict((docs, []))
+    encoder.attrs["max_batch_items"] = 1
+    alone = encoder.predict((docs, []))
     windows = together.windows
     for w, n_tokens in enumerate(windows.length):
         n_wordpieces = windows.last_wp[w, n_tokens - 1] + 2  # through [SEP]
