@@ -18,13 +18,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import List
 
-import spacy
 import typer
-from spacy.tokens import DocBin
+
+from common import alternate, references, run_command
 
 PUBMED_DOCS = 36e6
 PUBMED_WORDS = 5.5e9
@@ -46,8 +45,7 @@ def busy_ratio(seconds: float) -> float:
 
 
 def write_input(corpora: List[Path], n_docs: int, folder: Path) -> dict:
-    nlp = spacy.blank("en")
-    texts = [doc.text for path in corpora for doc in DocBin().from_disk(path).get_docs(nlp.vocab) if doc.text.strip()]
+    texts = [doc.text for path in corpora for doc in references(path) if doc.text.strip()]
     if len(texts) < n_docs:
         raise typer.BadParameter(f"the corpora hold {len(texts)} non-empty documents, fewer than --docs {n_docs}")
     texts = texts[:n_docs]
@@ -58,16 +56,10 @@ def write_input(corpora: List[Path], n_docs: int, folder: Path) -> dict:
     return {"docs": len(texts), "words": sum(len(t.split()) for t in texts)}
 
 
-def time_annotate(model: str, input: Path, output: Path, config: str, shard_docs: int) -> float:
+def annotate(model: str, input: Path, output: Path, config: str, shard_docs: int) -> None:
     engine, workers, threads = config.split(":")
-    command = [sys.executable, "-m", "spacy_binder", "annotate", model, str(input), str(output), "--engine", engine,
-               "--workers", workers, "--threads-per-worker", threads, "--shard-docs", str(shard_docs)]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return seconds
+    run_command([sys.executable, "-m", "spacy_binder", "annotate", model, str(input), str(output), "--engine", engine,
+                 "--workers", workers, "--threads-per-worker", threads, "--shard-docs", str(shard_docs)], timeout=3600)
 
 
 def main(
@@ -89,15 +81,25 @@ def main(
     typer.echo(f"two busy processes do {ratio:.2f}x the work of one")
     size = write_input(corpora, docs, work_dir / "input")
     names = [c.strip() for c in configs.split(",") if c.strip()]
-    timings = {name: {"all": [], "one": []} for name in names}
-    for run in range(runs):
-        for name in names:
-            for part in ("one", "all"):
-                output = work_dir / "output" / f"{name.replace(':', '_')}_{part}"
-                shutil.rmtree(output, ignore_errors=True)  # a fresh run, nothing to resume
-                seconds = time_annotate(model, work_dir / "input" / f"{part}.jsonl", output, name, shard_docs)
-                timings[name][part].append(seconds)
-                typer.echo(f"run {run + 1} {name} {part}: {seconds:.1f} s")
+    parts = {f"{name} {part}": (name, part) for name in names for part in ("one", "all")}
+
+    def fresh_output(key: str) -> Path:
+        name, part = parts[key]
+        output = work_dir / "output" / f"{name.replace(':', '_')}_{part}"
+        shutil.rmtree(output, ignore_errors=True)  # a fresh run, nothing to resume
+        return output
+
+    seconds = alternate(
+        {
+            key: lambda output, name=name, part=part: annotate(
+                model, work_dir / "input" / f"{part}.jsonl", output, name, shard_docs
+            )
+            for key, (name, part) in parts.items()
+        },
+        runs,
+        prepare=fresh_output,
+    )
+    timings = {name: {part: seconds[f"{name} {part}"] for part in ("all", "one")} for name in names}
     rows = {}
     for name in names:
         _, workers, threads = name.split(":")

@@ -33,33 +33,28 @@ writes the Markdown table.
 import json
 import shutil
 import time
+from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import spacy
 import typer
-from spacy.cli.train import train as spacy_train
 from spacy.language import Language
-from spacy.scorer import Scorer
 from spacy.tokens import Doc, DocBin
-from spacy.training import Example
+from spacy.training import Corpus
 
+from common import (
+    PIPE_BATCH, ROOT, SPANCAT_CONFIG, TARGETS, TYPES, Reader, Tuning, alternate, data_overrides, evaluate, fewshot_tuning,
+    fine_tune, references, score, slug, train,
+)
 from nnshot import nnshot_predict
-from run import fresh_docs
-from spacy_binder.component import read_type_descriptions
+from spacy_binder.defaults import ENCODER, MAX_STEPS
 from spacy_binder.encoders import resolve_encoder_name
 from spacy_binder.init_config import detect_mode, init_config
+from spacy_binder.labels import read_type_descriptions
 from spacy_binder.sampler import sample_support
+from spacy_binder.transfer import retarget
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
-TYPES = ROOT / "assets" / "entity_types"
-# target: (support pool split, evaluation split, nested)
-TARGETS = {
-    "ncbi": ("dev", "test", False),
-    "bc5cdr": ("dev", "test", False),
-    "genia": ("dev", "train", True),
-}
 # Part 2: (prompt, objectives similarity) of each system's source and fine-tuning.
 PROMPT_SYSTEMS = {
     "(c) prompts": (True, None),
@@ -75,43 +70,6 @@ SPEED_DOCS = 300
 SPEED_ROUNDS = 3
 # spancat's ngram suggester: our own fixed choice, no target data looked at.
 SPANCAT_SIZES = list(range(1, 11))
-
-
-def read_docs(path: Path, nlp: Language, limit: int = 0) -> List[Doc]:
-    docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
-    return docs[:limit] if limit else docs
-
-
-def score(predicted: List[Doc], refs: List[Doc], labels: Optional[List[str]] = None) -> Dict[str, float]:
-    """Micro P/R/F1 of exact spans in doc.spans["sc"] (only those of `labels` if given)."""
-
-    def getter(doc: Doc, attr: str) -> List:
-        spans = doc.spans.get("sc", [])
-        return list(spans) if labels is None else [s for s in spans if s.label_ in labels]
-
-    examples = [Example(pred, ref) for pred, ref in zip(predicted, refs)]
-    scores = Scorer.score_spans(examples, "spans_sc", getter=getter, allow_overlap=True)
-    return {
-        "precision": scores["spans_sc_p"],
-        "recall": scores["spans_sc_r"],
-        "f1": scores["spans_sc_f"],
-        "per_type": scores["spans_sc_per_type"],
-    }
-
-
-def evaluate(nlp: Language, refs: List[Doc], labels: Optional[List[str]] = None) -> Dict[str, float]:
-    start = time.perf_counter()
-    predicted = list(nlp.pipe(fresh_docs(nlp, refs), batch_size=64))
-    result = score(predicted, refs, labels)
-    result["predict_seconds"] = time.perf_counter() - start
-    return result
-
-
-def train(config: Path, output: Path, overrides: Dict[str, object]) -> float:
-    """`spacy train` in this process; returns its wall time in seconds."""
-    start = time.perf_counter()
-    spacy_train(config, output, use_gpu=-1, overrides=overrides)
-    return time.perf_counter() - start
 
 
 class Results:
@@ -155,14 +113,14 @@ def main(
     shots: str = typer.Option("1,5", help="Comma-separated K"),
     seeds: str = typer.Option("1,2,3,4,5", help="Comma-separated sampler seeds"),
     systems: str = typer.Option(",".join(SYSTEMS), help="Comma-separated systems besides zero-shot"),
-    steps: int = typer.Option(40, help="Fine-tuning steps (the whole support set a step)"),
-    learn_rate: float = typer.Option(2e-4, help="Fine-tuning learning rate (constant)"),
-    mention_weight: float = typer.Option(0.8, help="Fine-tuning loss: weight of the mention terms against the threshold terms"),
+    steps: int = typer.Option(0, help="Fine-tuning steps (the whole support set a step); 0: configs/binder_fewshot.cfg's"),
+    learn_rate: float = typer.Option(0.0, help="Fine-tuning learning rate (constant); 0: configs/binder_fewshot.cfg's"),
+    mention_weight: Optional[float] = typer.Option(None, help="Fine-tuning loss: weight of the mention terms against the threshold terms (default: configs/binder_fewshot.cfg's)"),
     objective_weight: float = typer.Option(0.1, help="Fine-tuning loss of (d)-(f): weight of each part-2 objective (their sources: 0.5)"),
-    encoder: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", help="Encoder for systems trained from scratch"),
+    encoder: str = typer.Option(ENCODER, help="Encoder for systems trained from scratch"),
     work_dir: Path = typer.Option(ROOT / "project" / "training" / "fewshot", help="Support sets and scratch models"),
     max_eval: int = typer.Option(0, help="Score on the first N evaluation docs only (smoke runs)"),
-    source_steps: int = typer.Option(400, help="Training steps of the (c)-(f) sources"),
+    source_steps: int = typer.Option(MAX_STEPS, help="Training steps of the (c)-(f) sources"),
     source_eval_frequency: int = typer.Option(200, help="Steps between dev evaluations of the (c)-(f) sources"),
     supervised: str = typer.Option("", help="Comma-separated corpora to train fully with and without the options"),
 ) -> None:
@@ -172,25 +130,26 @@ def main(
     if unknown:
         raise typer.BadParameter(f"Unknown systems {unknown}: use {list(SYSTEMS)}")
     encoder_path = resolve_encoder_name(encoder)
-    blank = spacy.blank("en")
     source_dir = corpus_dir / source_corpus
     source_types = TYPES / f"{source_corpus}.jsonl"
-    source_test = read_docs(source_dir / "test.spacy", blank, max_eval)
+    source_test = Corpus(source_dir / "test.spacy", limit=max_eval)
     source_labels = list(read_type_descriptions(source_types))
+    tuning = fewshot_tuning(steps, learn_rate, mention_weight)
+    steps, learn_rate, mention_weight = tuning.steps, tuning.learn_rate, tuning.mention_weight
     for target in [t.strip() for t in targets.split(",") if t.strip()]:
         if target not in TARGETS:
             raise typer.BadParameter(f"Unknown target '{target}': use {list(TARGETS)}")
-        pool_split, eval_split, nested = TARGETS[target]
+        pool_split, eval_split, mode = TARGETS[target]
         types_path = TYPES / f"{target}.jsonl"
         types = read_type_descriptions(types_path)
-        pool = read_docs(corpus_dir / target / f"{pool_split}.spacy", blank)
-        refs = read_docs(corpus_dir / target / f"{eval_split}.spacy", blank, max_eval)
-        mode = "nested" if nested else "flat"
+        pool = references(corpus_dir / target / f"{pool_split}.spacy")
+        test_path = corpus_dir / target / f"{eval_split}.spacy"
+        test = Corpus(test_path, limit=max_eval)
         results = Results(
             results_dir / f"fewshot_{target}.json",
             {
                 "target": target, "source": source_corpus, "pool_split": pool_split,
-                "eval_split": eval_split, "eval_docs": len(refs), "nested": nested,
+                "eval_split": eval_split, "eval_docs": len(references(test_path, max_eval)), "nested": mode == "nested",
                 "steps": steps, "learn_rate": learn_rate, "mention_weight": mention_weight, "spancat_sizes": [1, SPANCAT_SIZES[-1]],
                 "objective_weight": objective_weight,
                 "prompt_source_steps": source_steps,
@@ -204,20 +163,16 @@ def main(
             results.put("source before fine-tuning", evaluate(spacy.load(source), source_test, source_labels))
         typer.secho(f"\n=== {target}: zero-shot from descriptions", bold=True)
         if results.get("zero-shot") is None:
-            nlp = spacy.load(source)
-            ner = nlp.get_pipe("binder_ner")
-            ner.set_labels(types)
-            ner.set_mode(mode)
-            results.put("zero-shot", evaluate(nlp, refs))
+            results.put("zero-shot", evaluate(_retargeted(source, types, mode), test))
         sources = {
             name: _prompt_source(name, work_dir, source_dir, source_types, encoder_path, source_steps, source_eval_frequency)
             for name in wanted if name in PROMPT_SYSTEMS
         }
         for name, prompt_source in sources.items():
             if results.get(f"zero-shot | {name}") is None:
-                results.put(f"zero-shot | {name}", _zero_shot(prompt_source, types, mode, refs))
+                results.put(f"zero-shot | {name}", evaluate(_retargeted(prompt_source, types, mode), test))
             if name not in results.data.setdefault("prompt_speed", {}):
-                results.data["prompt_speed"][name] = _prompt_speed(prompt_source, types, mode, refs)
+                results.data["prompt_speed"][name] = _prompt_speed(_retargeted(prompt_source, types, mode), test)
                 results.save()
         for k in [int(x) for x in shots.split(",")]:
             for seed in [int(x) for x in seeds.split(",")]:
@@ -228,19 +183,18 @@ def main(
                 typer.secho(f"\n=== {target} {k}-shot seed {seed}", bold=True)
                 for line in report.lines(len(support)):
                     typer.echo(line)
-                tuning = (steps, learn_rate, mention_weight)
                 runs: Dict[str, Callable[[Path], Dict[str, object]]] = {
-                    "support only": lambda out: _support_only(run_dir, out, types_path, mode, steps, encoder_path, refs),
-                    "fine-tuned": lambda out: _fine_tune(source, run_dir / "support.spacy", out, types_path, mode, tuning, refs, False)[0],
+                    "support only": lambda out: _support_only(run_dir, out, types_path, mode, steps, encoder_path, test),
+                    "fine-tuned": lambda out: fine_tune(source, run_dir / "support.spacy", out, types_path, mode, tuning, test)[0],
                     "fine-tuned + source kept": lambda out: _keep_source(
-                        source, run_dir, out, types_path, mode, tuning, refs, source_dir, k, seed, source_test, source_labels,
+                        source, run_dir, out, types_path, mode, tuning, test, source_dir, k, seed, source_test, source_labels,
                     ),
-                    "NNShot": lambda out: _nnshot(source, support, refs),
-                    "spancat": lambda out: _spancat(run_dir, out, encoder_path, steps, refs),
+                    "NNShot": lambda out: _nnshot(source, support, test),
+                    "spancat": lambda out: _spancat(run_dir, out, encoder_path, steps, test),
                     **{
-                        name: lambda out, name=name: _fine_tune(
-                            sources[name], run_dir / "support.spacy", out, types_path, mode, tuning, refs, False,
-                            _objectives(name, objective_weight),
+                        name: lambda out, name=name: fine_tune(
+                            sources[name], run_dir / "support.spacy", out, types_path, mode,
+                            tuning._replace(objectives=_objectives(name, objective_weight)), test,
                         )[0]
                         for name in sources
                     },
@@ -250,15 +204,21 @@ def main(
                     if results.get(key) is not None:
                         continue
                     typer.secho(f"--- {name}", bold=True)
-                    out = run_dir / name.replace(" + ", "_").replace(" ", "_")
+                    out = run_dir / slug(name)
                     result = runs[name](out)
                     result.update(support_sentences=len(support), support_mentions=dict(report.mentions))
                     results.put(key, result)
                     shutil.rmtree(out, ignore_errors=True)
 
-
     for corpus in [c.strip() for c in supervised.split(",") if c.strip()]:
         _supervised(corpus_dir / corpus, results_dir / f"supervised_{corpus}.json", encoder_path, max_eval, work_dir)
+
+
+def _retargeted(model: Path, types: Mapping[str, str], mode: str) -> Language:
+    """A pipeline loaded with the target's types and mode: it predicts them zero-shot."""
+    nlp = spacy.load(model)
+    retarget(nlp, types, mode)
+    return nlp
 
 
 def _objectives(name: str, weight: float) -> Optional[Tuple[str, float]]:
@@ -266,26 +226,21 @@ def _objectives(name: str, weight: float) -> Optional[Tuple[str, float]]:
     return None if similarity is None else (similarity, weight)
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
-
-
-def _prompt_source(name, work_dir, source_dir, source_types, encoder, steps, eval_frequency) -> Path:
+def _prompt_source(
+    name: str, work_dir: Path, source_dir: Path, source_types: Path, encoder: str, steps: int, eval_frequency: int
+) -> Path:
     """The source of a (c)-(f) system, trained once (init-config --transfer with its
     options), as the project's fewshot-source trains MODEL."""
-    out = work_dir / "sources" / _slug(name)
+    out = work_dir / "sources" / slug(name)
     if (out / "model-best").exists():
         return out / "model-best"
     prompt, objectives = PROMPT_SYSTEMS[name]
     typer.secho(f"\n=== training the source of {name}", bold=True)
-    config = work_dir / "sources" / f"{_slug(name)}.cfg"
+    config = work_dir / "sources" / f"{slug(name)}.cfg"
     config.parent.mkdir(parents=True, exist_ok=True)
     init_config("flat", max_steps=steps, transfer=True, prompt=prompt, objectives=objectives).to_disk(config)
     overrides = {
-        "paths.train": str(source_dir / "train.spacy"),
-        "paths.dev": str(source_dir / "dev.spacy"),
-        "paths.descriptions": str(source_types),
-        "paths.encoder": encoder,
+        **data_overrides(source_dir / "train.spacy", source_dir / "dev.spacy", encoder, source_types),
         "training.eval_frequency": eval_frequency,
     }
     seconds = train(config, out, overrides)
@@ -293,35 +248,26 @@ def _prompt_source(name, work_dir, source_dir, source_types, encoder, steps, eva
     return out / "model-best"
 
 
-def _zero_shot(source: Path, types: Dict[str, str], mode: str, refs: List[Doc]) -> Dict[str, object]:
-    nlp = spacy.load(source)
-    ner = nlp.get_pipe("binder_ner")
-    ner.set_labels(types)
-    ner.set_mode(mode)
-    return evaluate(nlp, refs)
-
-
-def _prompt_speed(source: Path, types: Dict[str, str], mode: str, refs: List[Doc]) -> Dict[str, float]:
+def _prompt_speed(nlp: Language, test: Reader) -> Dict[str, float]:
     """Words/s of one pipeline with and without its label prompt, in alternating
     rounds in this process: what the prompt costs at inference, weights equal."""
-    nlp = spacy.load(source)
-    ner = nlp.get_pipe("binder_ner")
-    ner.set_labels(types)
-    ner.set_mode(mode)
-    encoder = ner.model.get_ref("text_encoder")
-    prompt = encoder.attrs["prompt"]
-    docs = refs[:SPEED_DOCS]
+    encoder = nlp.get_pipe("binder_ner").model.get_ref("text_encoder")
+    prompts = {"prompt": encoder.attrs["prompt"], "no prompt": None}
+
+    def prepare(name: str) -> List[Doc]:
+        """The prompt on or off, and the first SPEED_DOCS docs unannotated."""
+        encoder.attrs["prompt"] = prompts[name]
+        return [eg.predicted for eg in islice(test(nlp), SPEED_DOCS)]
+
+    docs = prepare("prompt")
     words = sum(len(doc) for doc in docs)
-    seconds: Dict[str, List[float]] = {"prompt": [], "no prompt": []}
     try:
-        for _ in range(SPEED_ROUNDS):
-            for name, value in (("prompt", prompt), ("no prompt", None)):
-                encoder.attrs["prompt"] = value
-                start = time.perf_counter()
-                list(nlp.pipe(fresh_docs(nlp, docs), batch_size=64))
-                seconds[name].append(time.perf_counter() - start)
+        seconds = alternate(
+            {name: lambda fresh: list(nlp.pipe(fresh, batch_size=PIPE_BATCH)) for name in prompts},
+            SPEED_ROUNDS, prepare=prepare, words=words,
+        )
     finally:
-        encoder.attrs["prompt"] = prompt
+        encoder.attrs["prompt"] = prompts["prompt"]
     speed = {f"words_per_second_{name.replace(' ', '_')}": words / min(s) for name, s in seconds.items()}
     typer.secho(f"  prompt speed: {speed}", fg="green")
     return {**speed, "docs": len(docs), "rounds": SPEED_ROUNDS}
@@ -331,26 +277,20 @@ def _supervised(corpus: Path, path: Path, encoder: str, max_eval: int, work_dir:
     """Full training on a corpus with and without the options; scored on test (dev if none)."""
     data = json.loads(path.read_text()) if path.exists() else {"corpus": corpus.name, "runs": {}}
     split = "test" if (corpus / "test.spacy").exists() else "dev"
-    refs = read_docs(corpus / f"{split}.spacy", spacy.blank("en"), max_eval)
-    mode = detect_mode(read_docs(corpus / "train.spacy", spacy.blank("en")))
+    test = Corpus(corpus / f"{split}.spacy", limit=max_eval)
+    words = sum(len(doc) for doc in references(corpus / f"{split}.spacy", max_eval))
+    mode = detect_mode(references(corpus / "train.spacy"))
     for name, (prompt, objectives) in SUPERVISED.items():
         if name in data["runs"]:
             continue
         typer.secho(f"\n=== supervised {corpus.name}: {name}", bold=True)
-        run_dir = work_dir / "supervised" / corpus.name / _slug(name)
+        run_dir = work_dir / "supervised" / corpus.name / slug(name)
         config = run_dir.with_suffix(".cfg")
         config.parent.mkdir(parents=True, exist_ok=True)
         init_config(mode, prompt=prompt, objectives=objectives).to_disk(config)
-        overrides = {
-            "paths.train": str(corpus / "train.spacy"),
-            "paths.dev": str(corpus / "dev.spacy"),
-            "paths.descriptions": str(TYPES / f"{corpus.name}.jsonl"),
-            "paths.encoder": encoder,
-        }
+        overrides = data_overrides(corpus / "train.spacy", corpus / "dev.spacy", encoder, TYPES / f"{corpus.name}.jsonl")
         seconds = train(config, run_dir, overrides)
-        nlp = spacy.load(run_dir / "model-best")
-        words = sum(len(doc) for doc in refs)
-        result = evaluate(nlp, refs)
+        result = evaluate(spacy.load(run_dir / "model-best"), test)
         data["runs"][name] = {
             **result, "split": split, "train_seconds": seconds,
             "words_per_second": words / result["predict_seconds"],
@@ -359,85 +299,59 @@ def _supervised(corpus: Path, path: Path, encoder: str, max_eval: int, work_dir:
         typer.secho(f"  {name}: F1 {result['f1']:.3f}", fg="green")
 
 
-def _trained(output: Path) -> Language:
-    return spacy.load(output / "model-last")
-
-
-def _scratch_overrides(run_dir: Path, encoder: str, steps: int) -> Dict[str, object]:
-    return {
-        "paths.train": str(run_dir / "support.spacy"),
-        "paths.dev": str(run_dir / "support.spacy"),
-        "paths.encoder": encoder,
+def _from_scratch(
+    config: Path, run_dir: Path, out: Path, encoder: str, steps: int, test: Reader, overrides: Dict[str, object]
+) -> Dict[str, object]:
+    """Trained from the encoder on the support set alone, for fixed steps."""
+    support = run_dir / "support.spacy"
+    seconds = train(config, out, {
+        **data_overrides(support, support, encoder),
         "training.max_steps": steps,
         "training.eval_frequency": steps,
         "training.batcher.size": 100000,
         "training.optimizer.learn_rate.initial_rate": 1e-4,
         "training.optimizer.learn_rate.warmup_steps": 0,
-    }
+        **overrides,
+    })
+    return {**evaluate(spacy.load(out / "model-last"), test), "train_seconds": seconds}
 
 
-def _support_only(run_dir, out, types_path, mode, steps, encoder, refs) -> Dict[str, object]:
+def _support_only(
+    run_dir: Path, out: Path, types_path: Path, mode: str, steps: int, encoder: str, test: Reader
+) -> Dict[str, object]:
     config = run_dir / f"binder_{mode}.cfg"
     init_config(mode).to_disk(config)
-    overrides = {**_scratch_overrides(run_dir, encoder, steps), "paths.descriptions": str(types_path)}
-    seconds = train(config, out, overrides)
-    return {**evaluate(_trained(out), refs), "train_seconds": seconds}
+    return _from_scratch(config, run_dir, out, encoder, steps, test, {"paths.descriptions": str(types_path)})
 
 
-def _fine_tune(
-    source, train_path, out, types_path, mode, tuning, refs, keep, objectives: Optional[Tuple[str, float]] = None
-) -> Tuple[Dict[str, object], Language]:
-    """Fine-tune SOURCE; OBJECTIVES = (similarity, weight of each part-2 objective), or None: off."""
-    steps, learn_rate, mention_weight = tuning
-    similarity, weight = objectives or ("cosine", 0.0)
-    overrides = {
-        "initialize.after_init.loss.context_weight": weight,
-        "initialize.after_init.loss.label_weight": weight,
-        "initialize.after_init.loss.similarity": similarity,
-        "paths.source": str(source),
-        "paths.train": str(train_path),
-        "paths.descriptions": str(types_path),
-        "training.max_steps": steps,
-        "training.eval_frequency": steps,
-        "training.optimizer.learn_rate": learn_rate,
-        "initialize.after_init.loss.mention_weight": mention_weight,
-        "initialize.before_init.mode": mode,
-        "initialize.before_init.keep_existing": keep,
-    }
-    seconds = train(CONFIGS / "binder_fewshot.cfg", out, overrides)
-    nlp = _trained(out)
-    target_labels = list(read_type_descriptions(types_path))
-    return {**evaluate(nlp, refs, target_labels), "train_seconds": seconds}, nlp
-
-
-def _keep_source(source, run_dir, out, types_path, mode, tuning, refs, source_dir, k, seed, source_test, source_labels):
+def _keep_source(
+    source: Path, run_dir: Path, out: Path, types_path: Path, mode: str, tuning: Tuning, test: Reader,
+    source_dir: Path, k: int, seed: int, source_test: Reader, source_labels: List[str],
+) -> Dict[str, object]:
     """Fine-tune with the source types kept, replaying a K-shot sample of the source training set."""
     train_dir = run_dir / "support_and_replay"
     train_dir.mkdir(exist_ok=True)
     shutil.copy(run_dir / "support.spacy", train_dir / "support.spacy")
-    source_pool = read_docs(source_dir / "train.spacy", spacy.blank("en"))
-    replay, _ = sample_support(source_pool, k, seed)
+    replay, _ = sample_support(references(source_dir / "train.spacy"), k, seed)
     DocBin(docs=replay).to_disk(train_dir / "replay.spacy")
-    result, nlp = _fine_tune(source, train_dir, out, types_path, mode, tuning, refs, True)
+    result, nlp = fine_tune(source, train_dir, out, types_path, mode, tuning, test, keep=True)
     forgetting = evaluate(nlp, source_test, source_labels)
     result["source_test"] = {key: forgetting[key] for key in ("precision", "recall", "f1")}
     return result
 
 
-def _nnshot(source, support, refs) -> Dict[str, object]:
+def _nnshot(source: Path, support: List[Doc], test: Reader) -> Dict[str, object]:
     nlp = spacy.load(source)
+    examples = list(test(nlp))
     start = time.perf_counter()
-    predicted, n_tokens = nnshot_predict(nlp, support, fresh_docs(nlp, refs))
-    return {**score(predicted, refs), "predict_seconds": time.perf_counter() - start, "support_tokens": n_tokens}
+    _, n_tokens = nnshot_predict(nlp, support, [eg.predicted for eg in examples])  # annotates them
+    seconds = time.perf_counter() - start
+    return {**score(examples), "predict_seconds": seconds, "support_tokens": n_tokens}
 
 
-def _spancat(run_dir, out, encoder, steps, refs) -> Dict[str, object]:
-    overrides = {
-        **_scratch_overrides(run_dir, encoder, steps),
-        "components.spancat.suggester.sizes": SPANCAT_SIZES,
-    }
-    seconds = train(ROOT / "benchmarks" / "configs" / "spancat_trf.cfg", out, overrides)
-    return {**evaluate(_trained(out), refs), "train_seconds": seconds}
+def _spancat(run_dir: Path, out: Path, encoder: str, steps: int, test: Reader) -> Dict[str, object]:
+    sizes = {"components.spancat.suggester.sizes": SPANCAT_SIZES}
+    return _from_scratch(SPANCAT_CONFIG, run_dir, out, encoder, steps, test, sizes)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,19 @@ import json
 import shutil
 import statistics
 from pathlib import Path
-from typing import List
+from typing import List, Set
 
-import spacy
 import typer
 from spacy.tokens import DocBin
+from spacy.training import Corpus
 
-from fewshot import TARGETS, TYPES, _fine_tune, read_docs
+from common import TARGETS, TYPES, Reader, Tuning, fine_tune, references
 from spacy_binder.sampler import sample_support
+
+
+def leaving_out(path: Path, texts: Set[str]) -> Reader:
+    """The examples of a .spacy file but those with one of these texts."""
+    return lambda nlp: (eg for eg in Corpus(path)(nlp) if eg.reference.text not in texts)
 
 
 def main(
@@ -33,18 +38,20 @@ def main(
     work_dir: Path = typer.Option(Path("training/fewshot_dev"), help="Support sets and scratch models"),
 ) -> None:
     results = json.loads(output.read_text()) if output.exists() else {}
-    pool = read_docs(corpus_dir / target / "dev.spacy", spacy.blank("en"))
+    pool_path = corpus_dir / target / "dev.spacy"
+    pool = references(pool_path)
     types_path = TYPES / f"{target}.jsonl"
-    mode = "nested" if TARGETS[target][2] else "flat"
     seed_list = [int(seed) for seed in seeds.split(",")]
     for item in settings:
         name, _, values = item.partition("=")
         steps, learn_rate, mention_weight, *objectives = values.split(":")
-        tuning = (int(steps), float(learn_rate), float(mention_weight))
-        terms = (objectives[0], float(objectives[1])) if objectives else None
-        wanted = {"steps": tuning[0], "learn_rate": tuning[1], "mention_weight": tuning[2], "source": str(source)}
-        if terms is not None:
-            wanted.update(similarity=terms[0], objective_weight=terms[1])
+        tuning = Tuning(
+            int(steps), float(learn_rate), float(mention_weight), (objectives[0], float(objectives[1])) if objectives else None
+        )
+        wanted = {"steps": tuning.steps, "learn_rate": tuning.learn_rate, "mention_weight": tuning.mention_weight,
+                  "source": str(source)}
+        if tuning.objectives is not None:
+            wanted.update(similarity=tuning.objectives[0], objective_weight=tuning.objectives[1])
         for seed in seed_list:
             key = f"{name} | {target} | k={k} | seed={seed}"
             found = {field: results.get(key, {}).get(field, wanted[field]) for field in wanted}
@@ -52,13 +59,12 @@ def main(
                 raise typer.BadParameter(f"{output} has '{key}' with other settings ({found}); give it another name.")
             if key not in results:
                 support, _ = sample_support(pool, k, seed)
-                texts = {doc.text for doc in support}
-                rest = [doc for doc in pool if doc.text not in texts]  # duplicates of the support too
+                rest = leaving_out(pool_path, {doc.text for doc in support})  # duplicates of the support too
                 run_dir = work_dir / f"{target}_k{k}_seed{seed}"
                 run_dir.mkdir(parents=True, exist_ok=True)
                 DocBin(docs=support).to_disk(run_dir / "support.spacy")
-                result, _ = _fine_tune(
-                    source, run_dir / "support.spacy", run_dir / "model", types_path, mode, tuning, rest, False, terms,
+                result, _ = fine_tune(
+                    source, run_dir / "support.spacy", run_dir / "model", types_path, TARGETS[target].mode, tuning, rest,
                 )
                 result.pop("per_type")
                 results[key] = {**result, **wanted}

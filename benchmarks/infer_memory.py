@@ -1,23 +1,23 @@
 """Inference time and peak memory of one pipeline, in a process of its own.
 
 python benchmarks/infer_memory.py MODEL DOCS.spacy [--n-words N] [--repeats R]
-Prints one JSON line. Without --n-words it runs nlp.pipe (batch 64) over every
-document; with it, over one document made of the first N words of the
-documents (repeated if needed). The time is the best of R runs. Peak RSS is
+Prints the time of each run, then one JSON line. Without --n-words it runs
+nlp.pipe (batch 64) over every document; with it, over one document made of the
+first N words of the documents (repeated if needed). The time is the best of R runs. Peak RSS is
 the process's high-water mark (VmHWM: getrusage's ru_maxrss would carry over
 the parent's peak through fork and exec), `growth_mb` its rise over the
 loaded, warmed-up pipeline.
 """
 import json
-import time
 from pathlib import Path
 from typing import List
 
 import spacy
 import typer
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
+from spacy.training import Corpus
 
-from run import fresh_docs  # this script's folder is on sys.path
+from common import PIPE_BATCH, alternate
 
 
 def long_doc(nlp, docs: List[Doc], n_words: int) -> Doc:
@@ -36,21 +36,21 @@ def high_water_mark_mb() -> float:
     raise RuntimeError("No VmHWM in /proc/self/status: peak memory needs Linux.")
 
 
-def main(model: Path, docs_path: Path, n_words: int = 0, batch_size: int = 64, repeats: int = 1) -> None:
+def main(model: Path, docs_path: Path, n_words: int = 0, batch_size: int = PIPE_BATCH, repeats: int = 1) -> None:
     nlp = spacy.load(model)
-    refs = list(DocBin().from_disk(docs_path).get_docs(nlp.vocab))
-    docs = [long_doc(nlp, refs, n_words)] if n_words else refs
+    corpus = Corpus(docs_path)
+
+    def docs() -> List[Doc]:
+        """Unannotated docs, made afresh for each run."""
+        texts = [eg.predicted for eg in corpus(nlp)]
+        return [long_doc(nlp, texts, n_words)] if n_words else texts
+
+    words = sum(len(doc) for doc in docs())
     list(nlp.pipe(["warm up"]))
     before = high_water_mark_mb()
-    times = []
-    for _ in range(repeats):
-        fresh = fresh_docs(nlp, docs)
-        start = time.perf_counter()
-        list(nlp.pipe(fresh, batch_size=batch_size))
-        times.append(time.perf_counter() - start)
-    seconds = min(times)
+    runs = {"nlp.pipe": lambda fresh: list(nlp.pipe(fresh, batch_size=batch_size))}
+    seconds = min(alternate(runs, repeats, prepare=lambda name: docs())["nlp.pipe"])
     peak = high_water_mark_mb()
-    words = sum(len(doc) for doc in docs)
     print(json.dumps({
         "words": words,
         "seconds": round(seconds, 3),

@@ -13,19 +13,15 @@ import torch
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from spacy_binder.batch import EncodedWindows
+from common import encode
 
 OUTSIDE = ""
 
 
-def token_vectors(nlp: Language, docs: List[Doc], batch_size: int = 64) -> List[torch.Tensor]:
+def token_vectors(nlp: Language, docs: List[Doc]) -> List[torch.Tensor]:
     """(n_tokens, width) per Doc; tokens without sub-words get zero vectors."""
-    ner = nlp.get_pipe("binder_ner")
-    text_encoder = ner.model.get_ref("text_encoder")
     out: List[torch.Tensor] = []
-    for first in range(0, len(docs), batch_size):
-        batch = docs[first : first + batch_size]
-        encoded: EncodedWindows = text_encoder.predict((batch, ner.descriptions))
+    for batch, encoded in encode(nlp.get_pipe("binder_ner"), docs):
         width = encoded.hidden.shape[-1]
         vectors = [torch.zeros((len(doc), width)) for doc in batch]
         seen = [torch.zeros(len(doc), dtype=torch.bool) for doc in batch]

@@ -13,15 +13,13 @@ against the same baseline.
 import cProfile
 import json
 import pstats
-import time
 from pathlib import Path
 from typing import List
 
-import spacy
 import typer
-from spacy.tokens import DocBin
 
-from run import plan_systems, prepare_training
+from common import alternate, data_overrides, plan_systems, prepare_training, references
+from spacy_binder.defaults import ENCODER
 from spacy_binder.encoders import resolve_encoder_name
 from spacy_binder.init_config import detect_mode, init_config
 
@@ -31,37 +29,26 @@ def main(
     steps: int = 6,
     rounds: int = 2,
     top: int = 25,
-    encoder: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", help="HF name or folder"),
+    encoder: str = typer.Option(ENCODER, help="HF name or folder"),
     work_dir: Path = typer.Option(Path("/tmp/profile_training"), help="Where the binder_ner config is written"),
     override: List[str] = typer.Option([], help="binder_ner config override KEY=VALUE (JSON value), repeatable"),
 ) -> None:
-    mode = detect_mode(DocBin().from_disk(corpus / "train.spacy").get_docs(spacy.blank("en").vocab))
+    mode = detect_mode(references(corpus / "train.spacy"))
     work_dir.mkdir(parents=True, exist_ok=True)
     binder_cfg = work_dir / "binder.cfg"
     init_config(mode).to_disk(binder_cfg)
-    shared = {
-        "paths.train": str(corpus / "train.spacy"),
-        "paths.dev": str(corpus / "dev.spacy"),
-        "paths.encoder": resolve_encoder_name(encoder),
-    }
+    shared = data_overrides(corpus / "train.spacy", corpus / "dev.spacy", resolve_encoder_name(encoder))
     systems = plan_systems(corpus.name, mode == "nested", [1, 2, 3], False, binder_cfg)
     for item in override:
         key, _, value = item.partition("=")
         systems[0].overrides[key] = json.loads(value)
     run = prepare_training(systems, shared, steps)
-    seconds = {name: 0.0 for name in run.nlps}
     profile = cProfile.Profile()
-    for _ in range(rounds):
-        for name, nlp in run.nlps.items():
-            if name == "binder_ner":
-                profile.enable()
-            start = time.perf_counter()
-            for batch in run.batches[name]:
-                nlp.update(batch, sgd=run.optimizers[name])
-            seconds[name] += time.perf_counter() - start
-            profile.disable()
-    for name in run.nlps:
-        typer.echo(f"{name}: {seconds[name] / (rounds * steps):.3f} s/step, {rounds * run.words(name) / seconds[name]:.0f} words/s")
+    steps_of = {name: lambda _, name=name: run.steps(name) for name in run.nlps}
+    steps_of["binder_ner"] = lambda _: profile.runcall(run.steps, "binder_ner")
+    seconds = alternate(steps_of, rounds)
+    for name, times in seconds.items():
+        typer.echo(f"{name}: {sum(times) / (rounds * steps):.3f} s/step, {rounds * run.words(name) / sum(times):.0f} words/s")
     pstats.Stats(profile).sort_stats("cumulative").print_stats(top)
 
 

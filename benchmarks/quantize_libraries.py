@@ -16,19 +16,17 @@ Needs `pip install onnxruntime onnx torchao` (not dependencies of spacy-binder).
 """
 import copy
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 import spacy
 import torch
 import typer
-from spacy.scorer import Scorer
-from spacy.tokens import Doc, DocBin
-from spacy.training import Example
-from spacy.util import minibatch
+from spacy.training import Corpus
 from transformers.modeling_outputs import BaseModelOutput
 
+from common import alternate, predict, run_encoder, score
+from spacy_binder.encoders import hf_objects
 from spacy_binder.quantize import Int8Transformer
 
 
@@ -108,14 +106,6 @@ def candidates(fp32: torch.nn.Module, folder: Path, onnx: bool) -> Dict[str, Cal
     return made
 
 
-def f1(nlp, refs: List[Doc]) -> float:
-    docs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in refs]
-    examples = [Example(pred, ref) for pred, ref in zip(nlp.pipe(docs, batch_size=64), refs)]
-    key = nlp.get_pipe("binder_ner").cfg["spans_key"]
-    getter = lambda doc, attr: doc.spans.get(key, [])  # noqa: E731
-    return Scorer.score_spans(examples, f"spans_{key}", getter=getter, allow_overlap=True)[f"spans_{key}_f"]
-
-
 def main(
     pipeline: Path,
     eval_path: Path,
@@ -129,9 +119,9 @@ def main(
     binder = nlp.get_pipe("binder_ner")
     encoder = binder.model.get_ref("text_encoder")
     shim = encoder.get_ref("transformer").shims[0]
-    refs = list(DocBin().from_disk(eval_path).get_docs(nlp.vocab))
-    refs = refs[:max_docs] if max_docs else refs
-    words = sum(len(doc) for doc in refs)
+    corpus = Corpus(eval_path, limit=max_docs)
+    docs = [eg.predicted for eg in corpus(nlp)]
+    words = sum(len(doc) for doc in docs)
     fp32 = shim._model.eval()
     with tempfile.TemporaryDirectory() as tmp:
         wanted = [name.strip() for name in only.split(",") if name.strip()]
@@ -141,25 +131,18 @@ def main(
             raise typer.BadParameter(f"Unknown candidates {sorted(unknown)}: choose from {list(made)}.")
         models = {name: make() for name, make in made.items() if not wanted or name in wanted or name == "fp32"}
 
-        def use(model: torch.nn.Module) -> None:
-            shim._model = model
-            shim._hfmodel.transformer = model
+        def use(name: str) -> None:
+            shim._model = models[name]
+            hf_objects(encoder).transformer = models[name]
 
-        scores, seconds = {}, {name: [] for name in models}
-        for name, model in models.items():
-            use(model)
-            scores[name] = f1(nlp, refs)
+        scores = {}
+        for name in models:
+            use(name)
+            scores[name] = score(predict(nlp, corpus)[0], binder.cfg["spans_key"])["f1"]
             typer.echo(f"{name}: F1 {scores[name]:.4f}")
-        for round_ in range(rounds):
-            for name, model in models.items():
-                use(model)
-                start = time.perf_counter()
-                for batch in minibatch(refs, 64):
-                    encoder.predict((batch, binder.descriptions))
-                seconds[name].append(time.perf_counter() - start)
-                typer.echo(f"  round {round_ + 1}: {name} {words / seconds[name][-1]:.0f} words/s")
+        seconds = alternate({name: lambda _: run_encoder(binder, docs) for name in models}, rounds, prepare=use, words=words)
     base = words / min(seconds["fp32"])
-    typer.echo(f"\n{words} words, {len(refs)} docs, torch threads {torch.get_num_threads()}")
+    typer.echo(f"\n{words} words, {len(docs)} docs, torch threads {torch.get_num_threads()}")
     typer.echo("| encoder | span F1 | F1 - fp32 | bare encoder words/s | ÷ fp32 |\n|---|---|---|---|---|")
     for name in models:
         speed = words / min(seconds[name])

@@ -11,9 +11,11 @@ from typing import List
 
 import spacy
 import typer
+from spacy.training import Corpus
 
-from fewshot import TARGETS, TYPES, evaluate, read_docs
-from spacy_binder.component import read_type_descriptions
+from common import TARGETS, TYPES, evaluate
+from spacy_binder.labels import read_type_descriptions
+from spacy_binder.transfer import retarget
 
 
 def main(corpus_dir: Path, output: Path, models: List[str], targets: str = "ncbi,bc5cdr") -> None:
@@ -21,12 +23,9 @@ def main(corpus_dir: Path, output: Path, models: List[str], targets: str = "ncbi
     for item in models:
         name, _, model = item.partition("=")
         nlp = spacy.load(model)
-        ner = nlp.get_pipe("binder_ner")
         for target in targets.split(","):
-            ner.set_labels(read_type_descriptions(TYPES / f"{target}.jsonl"))
-            ner.set_mode("nested" if TARGETS[target][2] else "flat")
-            refs = read_docs(corpus_dir / target / "dev.spacy", nlp)
-            result = evaluate(nlp, refs)
+            retarget(nlp, read_type_descriptions(TYPES / f"{target}.jsonl"), TARGETS[target].mode)
+            result = evaluate(nlp, Corpus(corpus_dir / target / "dev.spacy"))
             results.setdefault(name, {})[target] = result
             per_type = ", ".join(f"{label} {100 * prf['f']:.1f}" for label, prf in sorted(result["per_type"].items()))
             typer.echo(f"{name} {target} dev: P {100 * result['precision']:.1f} R {100 * result['recall']:.1f} "

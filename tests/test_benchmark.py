@@ -1,23 +1,117 @@
-"""A smoke run of `spacy project run benchmark` on a few sentences of each corpus.
+"""The benchmarks' shared scorer and timer (benchmarks/common.py), and a smoke
+run of `spacy project run benchmark` on a few sentences of each corpus.
 
-The real benchmark trains for many minutes per system; this one trains the tiny
-encoder for a few steps, to keep the command, its results and its report working.
+The real benchmark trains for many minutes per system; the smoke run trains the
+tiny encoder for a few steps, to keep the command, its results and its report working.
 """
 import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Dict, List, Set
 
 import pytest
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
 
 from corpora import SHARED_DATA
-
-pytestmark = pytest.mark.slow
+from spacy_binder.labels import read_type_descriptions
+from util import DESCRIPTIONS, make_examples
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import alternate, evaluate, score  # noqa: E402
 
 
+def example(gold, predicted, ents: bool = False) -> Example:
+    """Six words with gold and predicted (start, end, label) spans."""
+    vocab = spacy.blank("en").vocab
+    docs = []
+    for spans in (predicted, gold):
+        doc = Doc(vocab, words=list("abcdef"))
+        doc.spans["sc"] = [Span(doc, start, end, label) for start, end, label in spans]
+        if ents:
+            doc.ents = list(doc.spans["sc"])
+        docs.append(doc)
+    return Example(*docs)
+
+
+def test_score_counts_exact_labelled_spans():
+    gold = [(0, 2, "X"), (0, 1, "Y"), (2, 3, "Y"), (4, 6, "X")]
+    # Right, right (nested in the first), wrong label, wrong end, not in gold.
+    predicted = [(0, 2, "X"), (0, 1, "Y"), (2, 3, "X"), (4, 5, "X"), (5, 6, "Y")]
+    scores = score([example(gold, predicted)])
+    assert (scores["precision"], scores["recall"]) == pytest.approx((2 / 5, 2 / 4))
+    assert scores["f1"] == pytest.approx(2 * (2 / 5) * (2 / 4) / (2 / 5 + 2 / 4))
+    per_type = {f"{label} {key}": prf[key] for label, prf in scores["per_type"].items() for key in ("p", "r")}
+    assert per_type == pytest.approx({"X p": 1 / 3, "X r": 1 / 2, "Y p": 1 / 2, "Y r": 1 / 2})
+    # Only X's spans, on both sides.
+    only_x = score([example(gold, predicted)], labels=["X"])
+    assert (only_x["precision"], only_x["recall"], set(only_x["per_type"])) == (pytest.approx(1 / 3), 0.5, {"X"})
+
+
+def test_score_reads_doc_ents_for_key_ents():
+    gold, predicted = [(0, 2, "X"), (3, 4, "Y")], [(0, 2, "X"), (4, 6, "Y")]
+    scores = score([example(gold, predicted, ents=True)], key="ents")
+    assert (scores["precision"], scores["recall"]) == (0.5, 0.5)
+    assert score([example(gold, predicted)], key="ents")["f1"] is None  # no doc.ents: nothing to score
+
+
+def test_evaluate_scores_the_pipelines_own_predictions(trained_nested):
+    """The overfit pipeline finds every mention of its training sentences: what
+    the predicted docs held before is replaced, not scored."""
+
+    def reader(nlp: Language) -> List[Example]:
+        examples = make_examples(nlp)
+        for eg in examples:
+            eg.predicted.spans["sc"] = [Span(eg.predicted, 0, 1, "RNA")]
+        return examples
+
+    result = evaluate(trained_nested, reader)
+    assert result["f1"] == pytest.approx(1.0) and set(result["per_type"]) == set(DESCRIPTIONS)
+    assert result["predict_seconds"] > 0
+    assert set(evaluate(trained_nested, make_examples, labels=["CELL"])["per_type"]) == {"CELL"}
+
+
+def test_alternate_takes_turns_and_times_the_runs_alone(capsys):
+    calls = []
+
+    def prepare(name: str) -> str:
+        time.sleep(0.2)  # untimed
+        return name.upper()
+
+    runs = {name: (lambda argument, name=name: calls.append((name, argument))) for name in ("a", "b")}
+    seconds = alternate(runs, 3, prepare=prepare, words=1000)
+    assert calls == [("a", "A"), ("b", "B")] * 3
+    assert {name: len(times) for name, times in seconds.items()} == {"a": 3, "b": 3}
+    assert max(max(times) for times in seconds.values()) < 0.1
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"  round 1: a {1000 / seconds['a'][0]:.0f} words/s", f"  round 1: b {1000 / seconds['b'][0]:.0f} words/s",
+    ]
+
+
+def gold_labels(path: Path) -> Set[str]:
+    return {span.label_ for doc in DocBin().from_disk(path).get_docs(spacy.blank("en").vocab) for span in doc.spans["sc"]}
+
+
+def assert_f1(scores: Dict) -> None:
+    """F1 is the harmonic mean of P and R (0 without either)."""
+    p, r = scores["precision"], scores["recall"]
+    assert scores["f1"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
+
+
+def assert_scored(scores: Dict, gold: Set[str], types: Set[str]) -> None:
+    """Every gold type is scored and no type the pipeline was not given (or was
+    not scored on); F1 is P and R's."""
+    assert gold <= set(scores["per_type"]) <= types
+    assert_f1(scores)
+
+
+@pytest.mark.slow
 def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
     for folder in ("project", "configs", "assets", "benchmarks"):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("results", "training", "corpus"))
@@ -29,7 +123,7 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
     overrides = [item for key, value in args.items() for item in (f"--vars.{key}", str(value))]
     done = subprocess.run(
         [sys.executable, "-m", "spacy", "project", "run", "benchmark", str(tmp_path / "project"), *overrides],
-        cwd=tmp_path, capture_output=True, text=True,
+        cwd=tmp_path, capture_output=True, text=True, timeout=3000,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
@@ -47,8 +141,10 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
         trained = {name: s["training"] for name, s in result["systems"].items()}
         # The same batches for every system: the same words seen.
         assert len({t["words"] for t in trained.values()}) == 1 and trained["binder_ner"]["words"] > 0
+        gold = gold_labels(tmp_path / "project" / "training" / "benchmark" / corpus / "corpus" / f"{result['eval_split']}.spacy")
+        types = set(read_type_descriptions(ROOT / "assets" / "entity_types" / f"{corpus}.jsonl"))
         for name, s in result["systems"].items():
-            assert 0.0 <= s["f1"] <= 1.0 and s["per_type"] is not None
+            assert_scored(s, gold, types)
         for name in systems & {"binder_ner", "binder_ner int8", "spancat", "ner"}:
             s = result["systems"][name]
             assert s["inference_words_per_second"] > 0 and s["inference_memory"]["peak_rss_mb"] > 0
