@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import NESTED_DATA
+from util import NESTED_DATA
 from spacy_binder.annotate import ManifestMismatch, annotate
 from spacy_binder.annotate.worker import binder_keys, doc_spans
 from spacy_binder.cli import app
@@ -19,7 +19,8 @@ from tiny_bert import WORDS
 pytestmark = pytest.mark.timeout(300)
 
 TEXTS = [text for text, _ in NESTED_DATA]
-LONG_TEXT = " ".join(WORDS[i % len(WORDS)] for i in range(20_000))
+# Some 3,000 words: dozens of windows of the text encoder (128 tokens), one document.
+LONG_TEXT = " ".join(WORDS[i % len(WORDS)] for i in range(3_000))
 # Lines that are not documents, each counted as an error with its reason.
 BAD_LINES = [b"{not json\n", b'{"id": "latin1", "text": "caf\xe9"}\n', b'{"id": "no-text"}\n', b"[1, 2]\n", b"\n"]
 
@@ -33,7 +34,7 @@ def pipeline(trained_nested, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """Two JSONL files: the toy sentences, an empty and a 20k-word document, and bad lines."""
+    """Two JSONL files: the toy sentences, an empty and a 3,000-word document, and bad lines."""
     folder = tmp_path_factory.mktemp("corpus")
     lines = [json.dumps({"id": f"a{i}", "text": text}).encode() + b"\n" for i, text in enumerate(TEXTS)]
     lines.insert(3, json.dumps({"id": "empty", "text": ""}).encode() + b"\n")
@@ -124,8 +125,11 @@ def test_local_annotation_counts_every_line_and_matches_the_pipeline(local_run, 
     expected = {f"a{i}": {"spans": doc_spans(trained_nested(text), ["sc"])} for i, text in enumerate(TEXTS)}
     assert_same_spans({k: rows[k] for k in expected}, expected)
     assert any(rows[k]["spans"] for k in expected)
+    # The long document is annotated whole, window by window: the spans the pipeline finds, up to its end.
     long_doc = trained_nested(LONG_TEXT)
-    assert rows["long"]["spans"] and len(rows["long"]["spans"]) == len(doc_spans(long_doc, binder_keys(trained_nested)))
+    assert len(long_doc) > 20 * 128
+    assert_same_spans({"long": rows["long"]}, {"long": {"spans": doc_spans(long_doc, binder_keys(trained_nested))}})
+    assert max(span["end_char"] for span in rows["long"]["spans"]) > 0.95 * len(LONG_TEXT)
     errors = read_output(output, "errors")
     reasons = {line: row["reason"] for (_, line), row in errors.items()}
     assert sorted(reasons) == list(range(9, 9 + len(BAD_LINES)))

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from conftest import DESCRIPTIONS, make_examples
+from util import DESCRIPTIONS, make_examples
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,10 @@ def test_init_config_then_spacy_train_and_evaluate(corpus, tiny_bert, tmp_path, 
         "--output", str(output),
     )
     assert metric.upper() in result.stdout
+    # It learns: the training loss summed over steps 1-20 falls over steps 21-40 (spaCy's table:
+    # epoch, step, loss, scores). 40 steps are too few for the dev scores to move.
+    losses = {int(step): float(loss) for step, loss in re.findall(r"^\s*\d+\s+(\d+)\s+([\d.]+)\s", result.stdout, re.M)}
+    assert sorted(losses) == [0, 20, 40] and losses[40] < 0.9 * losses[20], result.stdout
     nlp = spacy.load(output / "model-best")
     ner = nlp.get_pipe("binder_ner")
     assert ner.labels == ("CELL", "DNA", "PROTEIN", "RNA")

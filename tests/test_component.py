@@ -224,14 +224,14 @@ def test_gold_spans_wider_than_max_width_are_counted(tiny_bert):
     n_wide = sum(e - s > 2 for _, spans in NESTED_DATA for s, e, _ in spans)
     assert n_wide > 0
     n_gold = sum(len(spans) for _, spans in NESTED_DATA)
-    with pytest.warns(BinderWarning, match=f"{n_wide} of {n_gold} gold spans are wider than max_span_width=2"):
+    with pytest.warns(BinderWarning, match=rf"{n_wide} of {n_gold} gold spans \(of the first {len(NESTED_DATA)} training examples with gold spans\) are wider than max_span_width=2"):
         nlp.initialize(lambda: examples)
 
 
 def test_gold_span_on_token_without_subwords_is_counted(tiny_bert):
     nlp = make_nlp(tiny_bert)
     examples = make_examples(nlp, [("the \u200b il-2 gene", [(1, 3, "DNA"), (2, 3, "PROTEIN")])])
-    with pytest.warns(BinderWarning, match="1 of 2 gold spans start or end on a token"):
+    with pytest.warns(BinderWarning, match=r"1 of 2 gold spans \(of the first 1 training examples with gold spans\) start or end on a token"):
         nlp.initialize(lambda: examples)
 
 
@@ -274,7 +274,7 @@ def test_gold_targets_place_spans_in_every_containing_window():
 
 def test_learned_global_thresholds_overfit_and_ignore_the_text(tiny_bert):
     """The Table 6 ablation: one learned threshold per type, whatever the window."""
-    nlp = overfit_nested(tiny_bert, model={"thresholds": "global"})
+    nlp = overfit_nested(tiny_bert, model={"thresholds": "global"}, steps=150)  # F 0.98-1.0 over seeds 0-4
     ner = nlp.get_pipe("binder_ner")
     assert nlp.evaluate(make_examples(nlp))["spans_sc_f"] >= 0.9
     scores = ner.predict([nlp.make_doc(text) for text, _ in NESTED_DATA[:3]])
@@ -309,7 +309,7 @@ def test_grouping_windows_by_length_changes_padding_not_states(nested_copy):
 
 def test_learns_when_windows_are_split_over_transformer_calls(tiny_bert):
     """Each gradient goes back through the call its window ran in (1 to 3 short windows a call)."""
-    nlp = overfit_nested(tiny_bert, {"text_encoder.max_batch_items": 32})
+    nlp = overfit_nested(tiny_bert, {"text_encoder.max_batch_items": 32}, steps=150)  # F 1.0 over seeds 0-4
     assert nlp.evaluate(make_examples(nlp))["spans_sc_f"] >= 0.95
 
 

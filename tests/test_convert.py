@@ -224,7 +224,7 @@ def test_cli(tmp_path):
     out = tmp_path / "out.spacy"
     result = subprocess.run(
         [sys.executable, "-m", "spacy_binder", "convert", "iob", str(path), str(out), "--separator", "tab"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "PER: read 2, written 2" in result.stdout
@@ -233,6 +233,6 @@ def test_cli(tmp_path):
     path.write_text("a\tI-X\n")
     result = subprocess.run(
         [sys.executable, "-m", "spacy_binder", "convert", "iob", str(path), str(out), "--separator", "tab"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1 and "line 1" in result.stderr

@@ -4,7 +4,7 @@ import spacy
 from spacy.tokens import Span
 from spacy.util import registry
 
-from conftest import DESCRIPTIONS, NESTED_DATA, make_examples
+from util import DESCRIPTIONS, NESTED_DATA, make_examples
 from spacy_binder.init_config import default_max_steps, detect_mode, init_config
 
 

@@ -14,7 +14,7 @@ from corpora import SHARED_DATA, genia_pipeline, read_genia
 pytestmark = pytest.mark.slow
 
 N_TRAIN = 200
-STEPS = 120
+STEPS = 60  # dev F1 0.42-0.43 over seeds 0-2 (0.49 after 120 steps): well above MIN_DEV_F1
 BATCH_SIZE = 16
 MIN_DEV_F1 = 0.30
 
@@ -58,7 +58,7 @@ def test_minilm_pipeline_loads_offline_without_encoder_package(genia_model, tmp_
         f"print(json.dumps([sorted((s.start, s.end, s.label_) for s in d.spans['sc']) for d in nlp.pipe({texts!r})]))\n"
     )
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     got = [[tuple(span) for span in doc] for doc in json.loads(result.stdout)]
     assert got == expected

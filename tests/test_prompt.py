@@ -4,8 +4,9 @@ import warnings
 import numpy
 import pytest
 
-from conftest import DESCRIPTIONS, NESTED_DATA, described_nlp, make_examples, make_nlp, overfit_nested, predicted
-from spacy_binder.encoders import _tokenizer, _windows, max_wordpieces, window_layout
+from util import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, overfit_nested, predicted
+from spacy_binder.encoders import hf_objects, max_wordpieces, window_layout, windowing
+from spacy_binder.errors import BinderWarning
 from spacy_binder.loss import BinderLoss
 from spacy_binder.prompt import LabelPrompt
 from spacy_binder.transfer import TypeSampler
@@ -38,9 +39,9 @@ def test_render_marks_each_description():
 
 def test_windows_read_text_then_the_whole_prompt(tiny_bert):
     nlp, ner = prompted_nlp(tiny_bert)
-    tokenizer = _tokenizer(ner.model.get_ref("text_encoder"))
+    tokenizer = hf_objects(ner.model.get_ref("text_encoder")).tokenizer
     doc = nlp.make_doc("the il-2 gene is expressed in human t cells")
-    windows, encoding = _windows(ner.model.get_ref("text_encoder"), [doc], ner.descriptions)
+    windows, encoding = windowing(ner.model.get_ref("text_encoder"))([doc], ner.descriptions)
     ids = list(encoding["input_ids"][0])
     labels = encoding["prompt_label"][0]
     text_ids = tokenizer(doc.text)["input_ids"]  # [CLS] text [SEP]
@@ -63,9 +64,10 @@ def test_long_prompt_and_long_document_lose_no_text(tiny_bert):
     limit = max_wordpieces(encoder)
     doc = nlp.make_doc(" ".join(["protein kinase"] * 750))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        windows, encoding = _windows(encoder, [doc], ner.descriptions)
-    prompt_sizes = [len(_tokenizer(encoder)(d, add_special_tokens=False)["input_ids"]) for d in ner.descriptions]
+        warnings.filterwarnings("ignore", category=BinderWarning)
+        windows, encoding = windowing(encoder)([doc], ner.descriptions)
+    tokenizer = hf_objects(encoder).tokenizer
+    prompt_sizes = [len(tokenizer(d, add_special_tokens=False)["input_ids"]) for d in ner.descriptions]
     assert sum(prompt_sizes) > limit // 2  # the prompt takes most of the encoder's room
     assert (encoding["attention_mask"].sum(axis=1) <= limit).all()
     for row in range(len(windows)):
@@ -77,8 +79,10 @@ def test_long_prompt_and_long_document_lose_no_text(tiny_bert):
         assert (layout.first_wp[w, :n] >= 0).all(), "a token lost its sub-words"
         covered[start : start + n] = True
     assert covered.all()
-    # Prediction runs over all of it.
-    assert len(list(nlp.pipe([doc]))) == 1
+    # Prediction runs over all of it: one scored span group, every span inside the document.
+    (predicted_doc,) = nlp.pipe([doc])
+    group = predicted_doc.spans["sc"]
+    assert len(group.attrs["scores"]) == len(group) and all(0 <= s.start < s.end <= len(doc) for s in group)
 
 
 def test_prompt_too_long_for_the_encoder_is_refused(tiny_bert):
@@ -108,7 +112,7 @@ def test_objectives_change_training_only_where_asked(tiny_bert):
     nlp, ner = prompted_nlp(tiny_bert)
     examples = make_examples(nlp)
     docs = [eg.predicted for eg in examples]
-    inputs = ner._model_input(docs, ner._label_keys(), ner.descriptions)
+    inputs = (docs, ner.descriptions, [True] * len(ner.labels))
     assert ner.model.attrs["embeddings"] is False
     scores, _ = ner.model.begin_update(inputs)
     assert scores.span_embedding is None and scores.label_embedding is None
@@ -131,17 +135,17 @@ def test_mention_types_are_encoded_but_never_written_into_the_prompt(tiny_bert):
     nlp, ner = prompted_nlp(tiny_bert)
     ner.type_sampler = TypeSampler(n_mention_types=4, seed=0)
     examples = make_examples(nlp)
-    keys, texts = ner._training_types(examples)
-    docs, types, written = ner._model_input([eg.predicted for eg in examples], keys, texts)
-    mentions = [k for k, key in enumerate(keys) if key[0] == "text"]
-    assert mentions and all(not written[k] for k in mentions) and all(written[k] for k in range(len(keys)) if k not in mentions)
+    step = ner._step_types(examples)
+    docs, types, written = [eg.predicted for eg in examples], step.texts, step.prompted
+    mentions = [k for k, text in enumerate(types) if text not in ner.descriptions]
+    assert mentions and all(not written[k] for k in mentions) and all(written[k] for k in range(len(types)) if k not in mentions)
     encoder = ner.model.get_ref("text_encoder")
     prompt = [text if w else None for text, w in zip(types, written)]
-    _, encoding = _windows(encoder, docs, prompt)
+    _, encoding = windowing(encoder)(docs, prompt)
     labels = encoding["prompt_label"]
-    assert set(numpy.unique(labels)) == {-1} | {k for k in range(len(keys)) if written[k]}
+    assert set(numpy.unique(labels)) == {-1} | {k for k in range(len(types)) if written[k]}
     # The prompt part of each window is exactly the written types, rendered.
-    tokenizer = _tokenizer(encoder)
+    tokenizer = hf_objects(encoder).tokenizer
     expected = tokenizer(LabelPrompt().render(prompt)[0], add_special_tokens=False)["input_ids"]
     for row in range(len(encoding["input_ids"])):
         in_prompt = numpy.flatnonzero(encoding["token_type_ids"][row] * encoding["attention_mask"][row])
@@ -149,4 +153,4 @@ def test_mention_types_are_encoded_but_never_written_into_the_prompt(tiny_bert):
     # Training on them works and the label objective only sees written types.
     ner.loss = BinderLoss(context_weight=0.5, label_weight=0.5)
     scores, _ = ner.model.begin_update((docs, types, written))
-    assert (scores.label_embedding[:, mentions].abs().sum() == 0) and (scores.label_embedding[:, [k for k in range(len(keys)) if written[k]]].norm(dim=-1) > 0.99).all()
+    assert (scores.label_embedding[:, mentions].abs().sum() == 0) and (scores.label_embedding[:, [k for k in range(len(types)) if written[k]]].norm(dim=-1) > 0.99).all()

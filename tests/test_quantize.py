@@ -4,8 +4,8 @@ import pytest
 import spacy
 from typer.testing import CliRunner
 
-from conftest import make_examples, make_nlp, predicted
-from test_serialization import TEXTS, annotations, package_and_load
+from util import ROUND_TRIP_TEXTS as TEXTS
+from util import annotations, make_examples, make_nlp, package_and_load, predicted
 from spacy_binder.cli import app
 from spacy_binder.quantize import Int8Transformer
 

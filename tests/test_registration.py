@@ -8,7 +8,7 @@ import spacy
 from spacy.util import registry
 from thinc.api import ConfigValidationError
 
-from conftest import make_examples, make_nlp
+from util import make_examples, make_nlp
 from spacy_binder import BinderLoss, BinderNER
 from spacy_binder.errors import BinderWarning
 
@@ -22,7 +22,7 @@ def test_factory_available_in_fresh_interpreter_via_entry_points():
         "assert ner.cfg['mode'] == 'nested'\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 

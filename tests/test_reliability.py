@@ -4,7 +4,6 @@ import re
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import spacy
@@ -13,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import DocBin
 
-from conftest import NESTED_DATA, described_nlp, make_examples, spans_with_scores, train
+from util import NESTED_DATA, described_nlp, make_examples, spans_with_scores
 from spacy_binder.encoders import max_wordpieces, window_layout
 from spacy_binder.errors import BinderWarning
 from spacy_binder.tokenizer import SurrogateSafeTokenizer
@@ -36,7 +35,7 @@ NASTY = [
     "il\u0301\u0302\u0303-2 ge\u0308\u0308ne c\u0327ells " + "a" + "\u0300" * 500,
     "a" * 100_000,
     "CC(C)" * 20_000,
-    "the il-2 gene is expressed in human t cells . " * 4_350,  # ~200k characters
+    "the il-2 gene is expressed in human t cells . " * 440,  # ~20k characters, 4,400 tokens: dozens of windows
     "\t\n".join("the il-2 gene is expressed in jurkat cells".split()),
     "the il-2 [PAD] gene [CLS] in [SEP] t cells [PAD]",
     *LONG_TOKENS,
@@ -87,7 +86,7 @@ def test_a_long_token_is_encoded_by_its_ends_and_loses_nothing_else(trained_nest
 def test_nasty_strings_alone_and_batched(trained_nested):
     nlp = trained_nested
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=BinderWarning)
         batched = list(nlp.pipe(NASTY, batch_size=len(NASTY)))
         alone = [nlp(text) for text in NASTY]
     assert len(batched) == len(NASTY)
@@ -111,7 +110,7 @@ def test_random_text_and_batches(trained_nested, texts, batch_size):
     """spaCy cannot hold lone surrogates (category Cs): its tokenizer rejects them."""
     nlp = trained_nested
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=BinderWarning)
         docs = list(nlp.pipe(texts, batch_size=batch_size))
         alone = [spans_with_scores(nlp(text)) for text in texts]
     assert len(docs) == len(texts)
@@ -160,7 +159,7 @@ def test_whitespace_gold_spans_are_counted_at_initialize(tiny_bert):
     nlp = described_nlp(tiny_bert)
     examples = make_examples(nlp, [("il-2  in t cells", [(0, 1, "PROTEIN"), (1, 2, "PROTEIN"), (3, 5, "CELL")])])
     assert examples[0].reference[1].is_space
-    with pytest.warns(BinderWarning, match=r"1 of 3 gold spans start or end on a token"):
+    with pytest.warns(BinderWarning, match=r"1 of 3 gold spans \(of the first 1 training examples with gold spans\) start or end on a token"):
         nlp.initialize(lambda: examples)
 
 

@@ -2,22 +2,12 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 
 import numpy
-import spacy
 from spacy.tokens import DocBin
 
-from conftest import NESTED_DATA, make_nlp, predicted
-
-TEXTS = [text for text, _ in NESTED_DATA] + ["", "the kinase gene " * 60]
-
-
-def annotations(nlp):
-    return [
-        (predicted(doc), doc.spans["sc"].attrs["scores"].tolist())
-        for doc in nlp.pipe(TEXTS, batch_size=4)
-    ]
+from util import ROUND_TRIP_TEXTS as TEXTS
+from util import annotations, make_nlp, package_and_load, predicted
 
 
 def assert_same(expected, got):
@@ -54,7 +44,7 @@ def test_disk_round_trip_offline_without_the_encoder_files(trained_nested, tiny_
             "print(json.dumps(out))\n"
         )
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     finally:
         shutil.move(str(encoder_copy), tiny_bert)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -62,34 +52,6 @@ def test_disk_round_trip_offline_without_the_encoder_files(trained_nested, tiny_
 
     got = [([tuple(s) for s in spans], scores) for spans, scores in json.loads(result.stdout)]
     assert_same(expected, got)
-
-
-def package_and_load(pipeline, tmp_path, name: str):
-    """`spacy package` a pipeline folder as a wheel, install it aside and load it by name."""
-    out = tmp_path / "packages"
-    out.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "spacy", "package", str(pipeline), str(out), "--name", name,
-         "--version", "0.0.1", "--build", "wheel", "--force"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    wheel = next(out.glob("**/*.whl"))
-    target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-        check=True,
-        timeout=600,
-    )
-    sys.path.insert(0, str(target))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return spacy.load(f"en_{name}")
-    finally:
-        sys.path.remove(str(target))
 
 
 def test_spacy_package_round_trip(trained_nested, tmp_path):

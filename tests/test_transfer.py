@@ -10,7 +10,8 @@ import torch
 from spacy.tokens import DocBin
 from spacy.util import registry
 
-from conftest import DESCRIPTIONS, NESTED_DATA, described_nlp, make_examples, make_nlp, overfit_nested, predicted, train
+from util import DESCRIPTIONS, NESTED_DATA, described_nlp, make_examples, make_nlp, overfit_nested, predicted, train
+from spacy_binder.errors import BinderWarning
 from spacy_binder.transfer import TypeSampler
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -65,8 +66,8 @@ def test_training_with_sampled_types_still_learns(tiny_bert, tmp_path):
     assert nlp.evaluate(make_examples(nlp))["spans_sc_f"] >= 0.9
 
 
-def test_set_labels_replaces_the_label_set(tiny_bert):
-    nlp = overfit_nested(tiny_bert)
+def test_set_labels_replaces_the_label_set(nested_copy):
+    nlp = nested_copy  # trained_nested's model, labels replaced here
     ner = nlp.get_pipe("binder_ner")
     ner.set_labels({"CELL": DESCRIPTIONS["CELL"], "GENE": None})
     assert ner.labels == ("CELL", "GENE") and ner.descriptions == [DESCRIPTIONS["CELL"], "GENE"]
@@ -87,7 +88,7 @@ def test_fewshot_config_fine_tunes_a_sourced_pipeline(tiny_bert, tmp_path):
     ner = source.get_pipe("binder_ner")
     ner.add_label("CELL", description=DESCRIPTIONS["CELL"])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=BinderWarning)
         train(source, make_examples(source, [(t, [s for s in spans if s[2] == "CELL"]) for t, spans in NESTED_DATA]), steps=30)
     source.to_disk(tmp_path / "source")
     support = [eg.reference for eg in make_examples(source)]
@@ -129,8 +130,8 @@ def test_set_labels_callback(tiny_bert, tmp_path):
     assert ner.cfg["sample_types"]
     set_labels(str(types), mode="flat")(nlp)
     assert ner.labels == ("GENE",) and ner.cfg["mode"] == "flat" and not ner.cfg["sample_types"]
-    keys, texts = ner._training_types(make_examples(nlp))
-    assert keys == [("label", "GENE")] and texts == ["a gene"]  # the sampler is off
+    step = ner._step_types(make_examples(nlp))
+    assert step.texts == ["a gene"] and step.prompted == [True]  # the sampler is off
     fresh = make_nlp(tiny_bert, type_sampler=sampler).get_pipe("binder_ner")
     fresh.from_bytes(ner.to_bytes(exclude=["model"]), exclude=["model"])
     assert fresh.cfg["sample_types"] is False and fresh.labels == ("GENE",)  # saved with the pipeline
@@ -161,7 +162,7 @@ def test_frozen_type_encoder_is_not_updated(tiny_bert):
     ner = nlp.get_pipe("binder_ner")
     examples = make_examples(nlp)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=BinderWarning)
         optimizer = nlp.initialize(lambda: examples)
     text_encoder, type_encoder = ner.model.get_ref("text_encoder"), ner.model.get_ref("type_encoder")
     weights = lambda layer: [p.detach().clone() for p in layer.get_ref("transformer").shims[0]._model.parameters()]
