@@ -65,6 +65,10 @@ def test_annotate_scaling_times_local_and_ray_and_estimates_pubmed(trained_neste
     )
     data = json.loads(results.read_text())
     assert set(data["configs"]) == {"local:1:1", "ray:1:1"} and data["input"]["docs"] == 8
-    assert all(row["startup_s"] > 0 and len(row["timings"]["all"]) == 1 for row in data["configs"].values())
+    for row in data["configs"].values():
+        # A fresh process that imports spaCy and loads the pipeline takes seconds; a
+        # command that failed at once, or a timer that missed it, would not.
+        assert 1.0 <= row["startup_s"] and len(row["timings"]["all"]) == 1
+        assert row["timings"]["all"][0] >= 1.0  # the whole run is such a process too
     text = report.read_text()
     assert "| local:1:1 |" in text and "| ray:1:1 |" in text and "Two busy processes did" in text
