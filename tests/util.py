@@ -4,7 +4,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import spacy
 from spacy.language import Language
@@ -49,12 +49,12 @@ def model_config(encoder: Path, **overrides) -> Config:
     return model
 
 
-def make_nlp(encoder: Path, model: dict = {}, **component) -> Language:
+def make_nlp(encoder: Path, model: Optional[dict] = None, **component) -> Language:
     # The heads' eager layers (width embedding, temperatures) are initialised
     # here: seeded, so that a test's model does not depend on the tests before it.
     fix_random_seed(0)
     nlp = spacy.blank("en")
-    nlp.add_pipe("binder_ner", config={"model": model_config(encoder, **model), **component})
+    nlp.add_pipe("binder_ner", config={"model": model_config(encoder, **(model or {})), **component})
     return nlp
 
 
@@ -94,7 +94,7 @@ def predicted(doc: Doc, key: str = "sc") -> List[Tuple[int, int, str]]:
     return sorted((s.start, s.end, s.label_) for s in doc.spans[key])
 
 
-def described_nlp(encoder: Path, model: dict = {}, **component) -> Language:
+def described_nlp(encoder: Path, model: Optional[dict] = None, **component) -> Language:
     """A binder_ner with DESCRIPTIONS' types, not yet initialized."""
     nlp = make_nlp(encoder, model, **component)
     ner = nlp.get_pipe("binder_ner")
@@ -103,7 +103,7 @@ def described_nlp(encoder: Path, model: dict = {}, **component) -> Language:
     return nlp
 
 
-def overfit_nested(encoder: Path, model: dict = {}, steps: int = 250, **component) -> Language:
+def overfit_nested(encoder: Path, model: Optional[dict] = None, steps: int = 250, **component) -> Language:
     """A binder_ner with DESCRIPTIONS' types, overfit on NESTED_DATA."""
     nlp = described_nlp(encoder, model, **component)
     with warnings.catch_warnings():
