@@ -6,10 +6,11 @@ max_span_width) where span (w, i, k) runs from token i to token i + k of window
 w, and each score array ends in a type axis.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy
 import torch
+from spacy.tokens import Span
 
 
 @dataclass
@@ -125,6 +126,11 @@ class BinderScores:
 
 # Gold spans of one Doc: (start, end_exclusive, type index) on its tokens.
 GoldSpans = List[Tuple[int, int, int]]
+
+
+def label_gold(spans_per_doc: Sequence[Sequence[Span]], index: Mapping[str, int]) -> List[GoldSpans]:
+    """Each Doc's spans of the labels in `index`, as (start, end, its type index)."""
+    return [[(span.start, span.end, index[span.label_]) for span in spans if span.label_ in index] for spans in spans_per_doc]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from spacy.util import minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from .batch import BinderScores, GoldSpans, StepTypes, gold_targets
+from .batch import BinderScores, StepTypes, gold_targets, label_gold
 from .decode import STRATEGIES, decode, min_scores, select
 from .defaults import ENCODER
 from .encoders import window_layout
@@ -302,7 +302,8 @@ class BinderNER(TrainablePipe):
             )
         sample = [eg.predicted for eg in islice(get_examples(), INIT_SAMPLE_SIZE)]
         self.model.initialize(X=(sample, self.descriptions, [True] * len(self.labels)))
-        self._warn_unlearnable(islice(get_examples(), SCAN_SAMPLE_SIZE))
+        with_gold = (eg for eg in get_examples() if self._has_gold(eg.reference))
+        self._warn_unlearnable(islice(with_gold, SCAN_SAMPLE_SIZE))
 
     def _has_gold(self, reference: Doc) -> bool:
         if self.key in reference.spans:
@@ -329,11 +330,7 @@ class BinderNER(TrainablePipe):
 
     def _label_types(self, gold_spans: Sequence[Sequence[Span]]) -> StepTypes:
         """Every label, with its gold spans."""
-        index = {label: k for k, label in enumerate(self.labels)}
-        gold: List[GoldSpans] = [
-            [(span.start, span.end, index[span.label_]) for span in spans if span.label_ in index]
-            for spans in gold_spans
-        ]
+        gold = label_gold(gold_spans, {label: k for k, label in enumerate(self.labels)})
         return StepTypes(list(self.descriptions), [True] * len(self.labels), gold)
 
     def _step_types(self, examples: Sequence[Example]) -> StepTypes:
@@ -345,12 +342,12 @@ class BinderNER(TrainablePipe):
         return self.type_sampler.step(self.labels, self.descriptions, docs, gold_spans)
 
     def _warn_unlearnable(self, examples: Iterable[Example]) -> None:
-        """Count the gold spans of a sample of the training examples that the
-        model cannot learn to predict, and say so."""
+        """Count the gold spans of these examples (a sample of those with gold
+        spans) that the model cannot learn to predict, and say so."""
         text_encoder = self.model.get_ref("text_encoder")
         max_width = self.model.attrs["max_span_width"]
         n_examples = n_spans = n_too_wide = n_unaligned = 0
-        examples = (eg for eg in examples if self._has_gold(eg.reference))
+        examples = iter(examples)
         while batch := list(islice(examples, SCAN_BATCH_SIZE)):
             step = self._label_types(self._gold_spans(batch))
             layout = window_layout(text_encoder, ([eg.predicted for eg in batch], step.texts))

@@ -23,7 +23,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 
-from .batch import GoldSpans, StepTypes
+from .batch import StepTypes, label_gold
 from .labels import read_type_descriptions
 from .loss import BinderLoss
 
@@ -105,16 +105,14 @@ class TypeSampler:
         keys = [key for key, _ in types]
         label_index = {key[1]: k for k, key in enumerate(keys) if key is not None and key[0] == "label"}
         phrases = [(key[1].split(" "), k) for k, key in enumerate(keys) if key is not None and key[0] == "text"]
-        gold: List[GoldSpans] = []
-        for doc, spans in zip(docs, gold_spans):
-            doc_gold = [(span.start, span.end, label_index[span.label_]) for span in spans if span.label_ in label_index]
+        gold = label_gold(gold_spans, label_index)
+        for doc, doc_gold in zip(docs, gold):
             words = [token.lower_ for token in doc] if phrases else []
             for phrase, k in phrases:
                 n = len(phrase)
                 doc_gold.extend(
                     (start, start + n, k) for start in range(len(words) - n + 1) if words[start : start + n] == phrase
                 )
-            gold.append(doc_gold)
         return StepTypes(
             texts=[text for _, text in types],
             prompted=[key is None or key[0] != "text" for key in keys],
