@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Collection, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import spacy
 import typer
@@ -19,7 +19,7 @@ from spacy.cli.train import train as spacy_train
 from spacy.language import Language
 from spacy.schemas import ConfigSchemaTraining
 from spacy.scorer import Scorer
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Corpus, Example
 from spacy.training.batchers import minibatch_by_words
 from spacy.training.initialize import init_nlp
@@ -29,7 +29,6 @@ from thinc.api import Optimizer, fix_random_seed
 from spacy_binder.batch import EncodedWindows
 from spacy_binder.component import BinderNER
 from spacy_binder.defaults import BATCH_WORDS
-from spacy_binder.labels import read_type_descriptions
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -252,9 +251,9 @@ class Tuning(NamedTuple):
     steps: int
     learn_rate: float
     mention_weight: float
-    # (similarity, weight of each of the context-context and context-label
-    # objectives), or None: off.
-    objectives: Optional[Tuple[str, float]] = None
+    # (similarity, weight of the context-context objective, weight of the
+    # context-label objective), or None: off.
+    objectives: Optional[Tuple[str, float, float]] = None
 
 
 def fewshot_tuning(steps: int = 0, learn_rate: float = 0.0, mention_weight: Optional[float] = None) -> Tuning:
@@ -269,16 +268,16 @@ def fewshot_tuning(steps: int = 0, learn_rate: float = 0.0, mention_weight: Opti
 
 
 def fine_tune(
-    source: Path, train_path: Path, output: Path, types_path: Path, mode: str, tuning: Tuning,
-    test: Reader, keep: bool = False,
-) -> Tuple[Dict[str, Any], Language]:
+    source: Path, train_path: Path, output: Path, types_path: Path, mode: str, tuning: Tuning, keep: bool = False,
+) -> Tuple[Language, float]:
     """Fine-tune the `source` pipeline on `train_path` (a .spacy file or a folder
-    of them) with configs/binder_fewshot.cfg; `keep`: keep the source's types too.
-    Scored on `test`, the target's types only; returns the scores and the pipeline."""
-    similarity, weight = tuning.objectives or ("cosine", 0.0)
+    of them) with configs/binder_fewshot.cfg, which also makes those Docs its
+    support set; `keep`: keep the source's types too. Returns the pipeline and
+    the training seconds."""
+    similarity, context_weight, label_weight = tuning.objectives or ("cosine", 0.0, 0.0)
     overrides = {
-        "initialize.after_init.loss.context_weight": weight,
-        "initialize.after_init.loss.label_weight": weight,
+        "initialize.after_init.loss.context_weight": context_weight,
+        "initialize.after_init.loss.label_weight": label_weight,
         "initialize.after_init.loss.similarity": similarity,
         "paths.source": str(source),
         "paths.train": str(train_path),
@@ -291,6 +290,36 @@ def fine_tune(
         "initialize.before_init.keep_existing": keep,
     }
     seconds = train(FEWSHOT_CONFIG, output, overrides)
-    nlp = spacy.load(output / "model-last")  # fixed steps, no dev set: the last model
-    result = evaluate(nlp, test, labels=list(read_type_descriptions(types_path)))
-    return {**result, "train_seconds": seconds}, nlp
+    return spacy.load(output / "model-last"), seconds  # fixed steps, no dev set: the last model
+
+
+def evaluate_support_weights(
+    nlp: Language, corpus: Reader, weights: Sequence[float], labels: Optional[Collection[str]] = None
+) -> Dict[float, Dict[str, Any]]:
+    """`evaluate` at each support weight, from one pass of the pipeline: its
+    scores (with the support margins) are decoded once per weight. The
+    prediction seconds are the whole pass's, every weight's decoding included
+    (`_support_speed` in fewshot.py times prediction itself)."""
+    ner = nlp.get_pipe("binder_ner")
+    configured = ner.support_weight
+    examples = list(corpus(nlp))
+    found: Dict[float, List[List[Tuple[int, int, str]]]] = {w: [] for w in weights}
+    start = time.perf_counter()
+    try:
+        for batch in minibatch(examples, PIPE_BATCH):
+            docs = [eg.predicted for eg in batch]
+            ner.support_weight = max(weights)  # predict() computes the margins when it is > 0
+            scores = ner.predict(docs)
+            for w in weights:
+                ner.support_weight = w
+                ner.set_annotations(docs, scores)
+                found[w].extend([(span.start, span.end, span.label_) for span in doc.spans[ner.key]] for doc in docs)
+    finally:
+        ner.support_weight = configured
+    seconds = time.perf_counter() - start
+    results = {}
+    for w in weights:
+        for eg, spans in zip(examples, found[w]):
+            eg.predicted.spans[ner.key] = [Span(eg.predicted, s, e, label) for s, e, label in spans]
+        results[w] = {**score(examples, ner.key, labels), "predict_seconds": seconds}
+    return results

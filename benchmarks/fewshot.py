@@ -10,7 +10,11 @@ train split, which this setting never trains on):
 
 - zero-shot: the source pipeline given the target's descriptions, no training;
 - support only: binder_ner trained from the encoder on the support set alone;
-- fine-tuned: the source pipeline fine-tuned on the support set (configs/binder_fewshot.cfg);
+- nearest support: the source pipeline given the support set, no training,
+  decoded by the support alone (binder_ner's default support_weight, 1) and by
+  support + descriptions (0.75);
+- fine-tuned: the source pipeline fine-tuned on the support set (configs/binder_fewshot.cfg),
+  decoded by the descriptions alone, by the support alone and by both;
 - fine-tuned + source kept: the same with the source types kept and a K-shot
   sample of the source training set replayed; also scored on the source test
   set (forgetting);
@@ -19,7 +23,8 @@ train split, which this setting never trains on):
 - (c)-(f), the label-aware contrastive paper's options: each fine-tunes its own
   source, trained like MODEL (init-config --transfer, --source-steps) but with
   suffix prompts, and for (d)-(f) the context-context and context-label
-  objectives (cosine, JS, symmetric KL) in both stages; also zero-shot per source.
+  objectives (cosine, JS, symmetric KL) in both stages, each decoded the three
+  ways too; also zero-shot per source.
 
 --supervised ncbi,genia trains binder_ner on those corpora with the default
 config and with prompts and the cosine objectives, side by side, to show what
@@ -44,11 +49,11 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Corpus
 
 from common import (
-    PIPE_BATCH, ROOT, SPANCAT_CONFIG, TARGETS, TYPES, Reader, Tuning, alternate, data_overrides, evaluate, fewshot_tuning,
-    fine_tune, references, score, slug, train,
+    PIPE_BATCH, ROOT, SPANCAT_CONFIG, TARGETS, TYPES, Reader, Tuning, alternate, data_overrides, evaluate,
+    evaluate_support_weights, fewshot_tuning, fine_tune, references, score, slug, train,
 )
 from nnshot import nnshot_predict
-from spacy_binder.defaults import ENCODER, MAX_STEPS
+from spacy_binder.defaults import ENCODER, MAX_STEPS, SUPPORT_WEIGHT
 from spacy_binder.encoders import resolve_encoder_name
 from spacy_binder.init_config import detect_mode, init_config
 from spacy_binder.labels import read_type_descriptions
@@ -62,7 +67,18 @@ PROMPT_SYSTEMS = {
     "(e) prompts + objectives (JS)": (True, "js"),
     "(f) prompts + objectives (KL)": (True, "kl"),
 }
-SYSTEMS = ("support only", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat", *PROMPT_SYSTEMS)
+SYSTEMS = (
+    "support only", "nearest support", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat", *PROMPT_SYSTEMS,
+)
+# A pipeline with a support set, decoded three ways: by the descriptions (support
+# weight 0), by the support alone (1, binder_ner's default), and both (0.75, the
+# best mix after fine-tuning on the targets' dev splits: docs/FEWSHOT.md).
+DECODINGS = {"": 0.0, ", nearest support": 1.0, ", nearest support + descriptions": 0.75}
+# The systems each run scores.
+RUN_SYSTEMS = {
+    "nearest support": ("nearest support", "nearest support + descriptions"),
+    **{name: tuple(f"{name}{suffix}" for suffix in DECODINGS) for name in ("fine-tuned", *PROMPT_SYSTEMS)},
+}
 SUPERVISED = {"binder_ner": (False, None), "binder_ner + prompts + objectives": (True, "cosine")}
 # The prompt's inference cost: best of SPEED_ROUNDS alternating rounds over the
 # first SPEED_DOCS evaluation docs.
@@ -174,7 +190,9 @@ def main(
             if name not in results.data.setdefault("prompt_speed", {}):
                 results.data["prompt_speed"][name] = _prompt_speed(_retargeted(prompt_source, types, mode), test)
                 results.save()
-        for k in [int(x) for x in shots.split(",")]:
+        labels = list(types)
+        shot_list = [int(x) for x in shots.split(",")]
+        for k in shot_list:
             for seed in [int(x) for x in seeds.split(",")]:
                 run_dir = work_dir / target / f"k{k}_seed{seed}"
                 support, report = sample_support(pool, k, seed)
@@ -183,32 +201,45 @@ def main(
                 typer.secho(f"\n=== {target} {k}-shot seed {seed}", bold=True)
                 for line in report.lines(len(support)):
                     typer.echo(line)
-                runs: Dict[str, Callable[[Path], Dict[str, object]]] = {
-                    "support only": lambda out: _support_only(run_dir, out, types_path, mode, steps, encoder_path, test),
-                    "fine-tuned": lambda out: fine_tune(source, run_dir / "support.spacy", out, types_path, mode, tuning, test)[0],
-                    "fine-tuned + source kept": lambda out: _keep_source(
-                        source, run_dir, out, types_path, mode, tuning, test, source_dir, k, seed, source_test, source_labels,
+                # Each run gives one or more systems' results (one pipeline decoded several ways).
+                runs: Dict[str, Callable[[Path], Dict[str, Dict[str, object]]]] = {
+                    "support only": lambda out: {
+                        "support only": _support_only(run_dir, out, types_path, mode, steps, encoder_path, test)
+                    },
+                    "nearest support": lambda out: _decodings(
+                        _with_support(_retargeted(source, types, mode), support), 0.0, test, labels, "", least=0.0,
                     ),
-                    "NNShot": lambda out: _nnshot(source, support, test),
-                    "spancat": lambda out: _spancat(run_dir, out, encoder_path, steps, test),
+                    "fine-tuned": lambda out: _decodings(
+                        *fine_tune(source, run_dir / "support.spacy", out, types_path, mode, tuning), test, labels, "fine-tuned",
+                    ),
+                    "fine-tuned + source kept": lambda out: {"fine-tuned + source kept": _keep_source(
+                        source, run_dir, out, types_path, mode, tuning, test, source_dir, k, seed, source_test, source_labels,
+                    )},
+                    "NNShot": lambda out: {"NNShot": _nnshot(source, support, test)},
+                    "spancat": lambda out: {"spancat": _spancat(run_dir, out, encoder_path, steps, test)},
                     **{
-                        name: lambda out, name=name: fine_tune(
-                            sources[name], run_dir / "support.spacy", out, types_path, mode,
-                            tuning._replace(objectives=_objectives(name, objective_weight)), test,
-                        )[0]
+                        name: lambda out, name=name: _decodings(
+                            *fine_tune(
+                                sources[name], run_dir / "support.spacy", out, types_path, mode,
+                                tuning._replace(objectives=_objectives(name, objective_weight)),
+                            ),
+                            test, labels, name,
+                        )
                         for name in sources
                     },
                 }
                 for name in wanted:
-                    key = f"{name} | k={k} | seed={seed}"
-                    if results.get(key) is not None:
+                    if all(results.get(f"{system} | k={k} | seed={seed}") is not None for system in RUN_SYSTEMS.get(name, (name,))):
                         continue
                     typer.secho(f"--- {name}", bold=True)
                     out = run_dir / slug(name)
-                    result = runs[name](out)
-                    result.update(support_sentences=len(support), support_mentions=dict(report.mentions))
-                    results.put(key, result)
+                    for system, result in runs[name](out).items():
+                        result.update(support_sentences=len(support), support_mentions=dict(report.mentions))
+                        results.put(f"{system} | k={k} | seed={seed}", result)
                     shutil.rmtree(out, ignore_errors=True)
+                if "nearest support" in wanted and k == max(shot_list) and "support_speed" not in results.data:
+                    results.data["support_speed"] = _support_speed(_retargeted(source, types, mode), support, test)
+                    results.save()
 
     for corpus in [c.strip() for c in supervised.split(",") if c.strip()]:
         _supervised(corpus_dir / corpus, results_dir / f"supervised_{corpus}.json", encoder_path, max_eval, work_dir)
@@ -221,9 +252,45 @@ def _retargeted(model: Path, types: Mapping[str, str], mode: str) -> Language:
     return nlp
 
 
-def _objectives(name: str, weight: float) -> Optional[Tuple[str, float]]:
+def _with_support(nlp: Language, support: List[Doc]) -> Language:
+    nlp.get_pipe("binder_ner").add_support(support)
+    return nlp
+
+
+def _decodings(
+    nlp: Language, train_seconds: float, test: Reader, labels: List[str], name: str, least: float = -1.0,
+) -> Dict[str, Dict[str, object]]:
+    """A pipeline with its support set scored as each of DECODINGS (those with
+    a support weight above `least`), from one pass over `test`."""
+    decodings = {f"{name}{suffix}".lstrip(", "): w for suffix, w in DECODINGS.items() if w > least}
+    by_weight = evaluate_support_weights(nlp, test, sorted(set(decodings.values())), labels)
+    return {system: {**by_weight[w], "train_seconds": train_seconds} for system, w in decodings.items()}
+
+
+def _support_speed(nlp: Language, support: List[Doc], test: Reader) -> Dict[str, float]:
+    """Words/s of one pipeline decoding with and without its support set
+    (binder_ner's default support weight, and 0), in alternating rounds in this process."""
+    ner = _with_support(nlp, support).get_pipe("binder_ner")
+    weights = {"support": SUPPORT_WEIGHT, "no support": 0.0}
+    docs = [eg.predicted for eg in islice(test(nlp), SPEED_DOCS)]
+    words = sum(len(doc) for doc in docs)
+
+    def prepare(name: str) -> List[Doc]:
+        ner.support_weight = weights[name]
+        return [nlp.make_doc(doc.text) for doc in docs]
+
+    seconds = alternate(
+        {name: lambda fresh: list(nlp.pipe(fresh, batch_size=PIPE_BATCH)) for name in weights},
+        SPEED_ROUNDS, prepare=prepare, words=words,
+    )
+    speed = {f"words_per_second_{name.replace(' ', '_')}": words / min(s) for name, s in seconds.items()}
+    typer.secho(f"  support speed: {speed}", fg="green")
+    return {**speed, "docs": len(docs), "rounds": SPEED_ROUNDS, "support_docs": len(support)}
+
+
+def _objectives(name: str, weight: float) -> Optional[Tuple[str, float, float]]:
     similarity = PROMPT_SYSTEMS[name][1]
-    return None if similarity is None else (similarity, weight)
+    return None if similarity is None else (similarity, weight, weight)
 
 
 def _prompt_source(
@@ -334,7 +401,9 @@ def _keep_source(
     shutil.copy(run_dir / "support.spacy", train_dir / "support.spacy")
     replay, _ = sample_support(references(source_dir / "train.spacy"), k, seed)
     DocBin(docs=replay).to_disk(train_dir / "replay.spacy")
-    result, nlp = fine_tune(source, train_dir, out, types_path, mode, tuning, test, keep=True)
+    nlp, seconds = fine_tune(source, train_dir, out, types_path, mode, tuning, keep=True)
+    nlp.get_pipe("binder_ner").clear_support()  # (b)'s decoding, descriptions alone; the replay is no support
+    result = {**evaluate(nlp, test, labels=list(read_type_descriptions(types_path))), "train_seconds": seconds}
     forgetting = evaluate(nlp, source_test, source_labels)
     result["source_test"] = {key: forgetting[key] for key in ("precision", "recall", "f1")}
     return result

@@ -9,6 +9,8 @@ from typing import Dict, List, Optional
 
 import typer
 
+ROOT = Path(__file__).resolve().parents[1]
+
 SYSTEM_ROWS = (
     ("(0) zero-shot from descriptions", "zero-shot"),
     ("(a) binder_ner on the support set alone", "support only"),
@@ -25,6 +27,24 @@ SYSTEM_ROWS = (
     ("(0e) zero-shot, the (e) source", "zero-shot | (e) prompts + objectives (JS)"),
     ("(0f) zero-shot, the (f) source", "zero-shot | (f) prompts + objectives (KL)"),
 )
+# The nearest-support rows (binder_ner given the support set: support_weight 1,
+# its default, decodes by the support alone; 0.75 mixes support and descriptions).
+SUPPORT_ROWS = (
+    ("(0) zero-shot from descriptions", "zero-shot"),
+    ("(g) nearest support, source as is (no training)", "nearest support"),
+    ("(h) nearest support + descriptions, source as is", "nearest support + descriptions"),
+    ("(b) source fine-tuned, descriptions alone", "fine-tuned"),
+    ("(i) fine-tuned, nearest support", "fine-tuned, nearest support"),
+    ("(j) fine-tuned, nearest support + descriptions", "fine-tuned, nearest support + descriptions"),
+    *(
+        (f"{title[:3]}, nearest support{extra}", f"{system}, nearest support{extra}")
+        for title, system in SYSTEM_ROWS if system[:1] == "(" for extra in ("", " + descriptions")
+    ),
+    ("NNShot (source-trained encoder)", "NNShot"),
+)
+BINDER_SUPPORT = [system for _, system in SUPPORT_ROWS if system not in ("zero-shot", "NNShot")]
+# Nearest-support prediction may take at most this many times plain prediction.
+MAX_SUPPORT_SLOWDOWN = 1.5
 PART2 = tuple(system for _, system in SYSTEM_ROWS if system[:1] == "(")
 # Prompts may cost at most this share of inference speed.
 MAX_PROMPT_COST = 0.25
@@ -60,7 +80,7 @@ def cell(runs: List[Dict], deterministic: bool = False) -> str:
     return f"{mean_std([r_['f1'] for r_ in runs])} (P {p}, R {r}; n={len(runs)})"
 
 
-def target_table(data: Dict) -> List[str]:
+def target_table(data: Dict, rows=SYSTEM_ROWS) -> List[str]:
     lines = [
         f"### {data['target']} (support from {data['pool_split']}, scored on {data['eval_split']}: "
         f"{data['eval_docs']} docs{', nested' if data['nested'] else ''})",
@@ -71,8 +91,10 @@ def target_table(data: Dict) -> List[str]:
     before = data["runs"].get("source before fine-tuning")
     if before:
         lines.insert(1, f"\nThe source pipeline itself scores {100 * before['f1']:.1f} F1 on the source test set.")
-    for title, system in SYSTEM_ROWS:
+    for title, system in rows:
         one, five = runs_of(data, system, 1), runs_of(data, system, 5)
+        if not (one or five):
+            continue
         source = [r["source_test"]["f1"] for r in five if "source_test" in r]
         seconds = [r["train_seconds"] for r in five if "train_seconds" in r]
         lines.append(
@@ -124,6 +146,78 @@ def check_targets(results: Dict[str, Dict]) -> List[str]:
     return lines
 
 
+def f1s(data: Dict, system: str, k: int) -> List[float]:
+    return [r["f1"] for r in runs_of(data, system, k)]
+
+
+def check_support_targets(results: Dict[str, Dict]) -> List[str]:
+    """Issue 28's targets: the best binder_ner row against (b), NNShot and zero-shot."""
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    for name, data in sorted(results.items()):
+        for k in (5, 1):
+            best = max(
+                ((statistics.mean(v), system) for system in BINDER_SUPPORT if len(v := f1s(data, system, k)) > 0),
+                default=None,
+            )
+            if best is None:
+                continue
+            b, nnshot = f1s(data, "fine-tuned", k), f1s(data, "NNShot", k)
+            if k == 5 and b and nnshot:
+                gaps = {"(b)": best[0] - statistics.mean(b), "NNShot": best[0] - statistics.mean(nnshot)}
+                text = f"{best[1]}: " + ", ".join(f"{100 * g:+.1f} vs {s}" for s, g in gaps.items())
+                met = all(g >= 0.05 for g in gaps.values())
+                lines.append(f"| {name}: 5-shot, the best binder_ner row beats (b) and NNShot by ≥ 5 F1 | {text} | {'yes' if met else 'no'} |")
+            if k == 1 and nnshot:
+                gap = best[0] - statistics.mean(nnshot)
+                lines.append(f"| {name}: 1-shot, the best binder_ner row ≥ NNShot | {best[1]}: {100 * gap:+.1f} | {'yes' if gap >= 0 else 'no'} |")
+            zero = runs_of(data, "zero-shot", 0)
+            if k == 5 and zero:
+                gap = best[0] - zero[0]["f1"]
+                lines.append(f"| {name}: 5-shot ≥ zero-shot + 10 F1 | {best[1]}: {100 * gap:+.1f} | {'yes' if gap >= 0.10 else 'no'} |")
+        seconds = [r["train_seconds"] for r in runs_of(data, "fine-tuned", 5)]
+        if seconds:
+            lines.append(f"| {name}: 5-shot fine-tuning ≤ 60 s | max {max(seconds):.0f} s | {'yes' if max(seconds) <= 60 else 'no'} |")
+        speed = data.get("support_speed")
+        if speed:
+            slowdown = speed["words_per_second_no_support"] / speed["words_per_second_support"]
+            lines.append(
+                f"| {name}: nearest-support prediction ≤ {MAX_SUPPORT_SLOWDOWN}x the time of plain prediction "
+                f"({speed['docs']} docs, a {speed['support_docs']}-sentence support set) | {slowdown:.2f}x "
+                f"({speed['words_per_second_support']:.0f} vs {speed['words_per_second_no_support']:.0f} words/s) | "
+                f"{'yes' if slowdown <= MAX_SUPPORT_SLOWDOWN else 'no'} |"
+            )
+    return lines
+
+
+def support_section(support_dir: Path) -> List[str]:
+    """The nearest-support benchmark (its own results folder and source)."""
+    results = {
+        path.stem[len("fewshot_"):]: json.loads(path.read_text())
+        for path in sorted(support_dir.glob("fewshot_*.json"))
+    }
+    if not results:
+        return []
+    lines = [
+        "## Nearest-support decoding",
+        "",
+        f"From `{support_dir.resolve().relative_to(ROOT)}/fewshot_*.json` (`benchmarks/fewshot.py`, systems",
+        "nearest support, fine-tuned and NNShot): every row of this section comes from one source, the same",
+        "support sets and seeds, side by side. (g)-(j) are binder_ner pipelines given the support set",
+        "(`add_support`), each run once and decoded several ways: by the support alone (support weight 1,",
+        "the default) and mixed with the descriptions (0.75); (b) is the same fine-tuned pipeline at weight 0.",
+        "",
+        "### Targets",
+        "",
+        *check_support_targets(results),
+        "",
+    ]
+    for name, data in sorted(results.items()):
+        lines += ["#" + line if line.startswith("###") else line for line in target_table(data, SUPPORT_ROWS)]
+        lines.append(f"Fine-tuning: {data['steps']} steps at {data['learn_rate']}, mention weight {data['mention_weight']}.")
+        lines.append("")
+    return lines
+
+
 def supervised_table(results_dir: Path) -> List[str]:
     """Full training with and without the options (benchmarks/fewshot.py --supervised)."""
     lines = []
@@ -142,7 +236,11 @@ def supervised_table(results_dir: Path) -> List[str]:
     return lines
 
 
-def main(results_dir: Path, output: Path) -> None:
+def main(
+    results_dir: Path,
+    output: Path,
+    support_dir: Path = typer.Option(None, help="Results of the nearest-support benchmark (a section of their own)"),
+) -> None:
     results = {
         path.stem[len("fewshot_"):]: json.loads(path.read_text())
         for path in sorted(results_dir.glob("fewshot_*.json"))
@@ -173,6 +271,8 @@ def main(results_dir: Path, output: Path) -> None:
                      f"{data['mention_weight']}{objectives}; spancat ngram sizes "
                      f"{data['spancat_sizes'][0]}–{data['spancat_sizes'][1]}.")
         lines.append("")
+    if support_dir is not None:
+        lines += support_section(support_dir)
     supervised = supervised_table(results_dir)
     if supervised:
         lines += [

@@ -10,7 +10,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy
 import torch
-from spacy.tokens import Span
+from spacy.tokens import Doc, Span
 
 
 @dataclass
@@ -81,6 +81,12 @@ class BinderScores:
     when the loss asks for them: unit span vectors (W, T, max_span_width, D),
     the unit vector of each type's prompt (W, K, D; with a prompt only) and,
     for Gaussian embeddings, their variances.
+    With a support set, `support_margin` holds how much closer each span lies to
+    its nearest support mention of each type than to its nearest other support
+    span, in the same units (cosine / temperature; -inf for a type with no
+    support mention). For spans no support weight could predict it may be an
+    upper bound, already <= 0, rather than the exact margin (see
+    `heads._support_margin`).
     """
 
     start: torch.Tensor  # (W, T, K)
@@ -93,6 +99,7 @@ class BinderScores:
     span_variance: Optional[torch.Tensor] = None
     label_embedding: Optional[torch.Tensor] = None
     label_variance: Optional[torch.Tensor] = None
+    support_margin: Optional[torch.Tensor] = None  # (W, T, max_span_width, K)
     windows: Optional[Windows] = None
     n_docs: int = 0
 
@@ -107,6 +114,7 @@ class BinderScores:
         "span_variance",
         "label_embedding",
         "label_variance",
+        "support_margin",
     )
 
     @property
@@ -126,6 +134,16 @@ class BinderScores:
 
 # Gold spans of one Doc: (start, end_exclusive, type index) on its tokens.
 GoldSpans = List[Tuple[int, int, int]]
+
+
+def gold_of(doc: Doc, spans_key: str, flat: bool) -> Optional[List[Span]]:
+    """A Doc's gold spans as binder_ner reads them: doc.spans[spans_key], else
+    doc.ents in flat mode when the Doc has entity annotation; None if neither."""
+    if spans_key in doc.spans:
+        return list(doc.spans[spans_key])
+    if flat and doc.has_annotation("ENT_IOB"):
+        return list(doc.ents)
+    return None
 
 
 def label_gold(spans_per_doc: Sequence[Sequence[Span]], index: Mapping[str, int]) -> List[GoldSpans]:

@@ -3,31 +3,36 @@ import math
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy
+import srsly
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import minibatch
+from spacy.util import ensure_path, minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from .batch import BinderScores, StepTypes, gold_targets, label_gold
-from .decode import STRATEGIES, decode, min_scores, select
-from .defaults import ENCODER
+from .batch import BinderScores, StepTypes, gold_of, gold_targets, label_gold
+from .decode import STRATEGIES, check_support_weight, decode, min_scores, select
+from .defaults import ENCODER, SUPPORT_WEIGHT
 from .encoders import window_layout
 from .errors import warn
 from .labels import Threshold, check_mode, check_threshold, read_type_descriptions
 from .loss import BinderLoss
+from .model import BinderInput
 from .scorer import binder_score
+from .support import SUPPORT_KEY, label_support, read_support, support_doc, support_from_bytes, support_to_bytes
 
 INIT_SAMPLE_SIZE = 10
 # initialize checks the gold spans of this many training examples for spans
 # the model cannot learn (too wide, or on tokens without sub-words).
 SCAN_SAMPLE_SIZE = 2000
 SCAN_BATCH_SIZE = 256
+# The support set's file in a saved pipe's folder.
+SUPPORT_FILE = "support.spacy"
 
 DEFAULT_BINDER_MODEL = f"""
 [model]
@@ -67,6 +72,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_BINDER_MODEL)["model"]
         "type_sampler": None,
         "threshold": 0.5,
         "labels": None,
+        "support_weight": SUPPORT_WEIGHT,
     },
     default_score_weights={"spans_sc_f": 1.0, "spans_sc_p": 0.0, "spans_sc_r": 0.0},
 )
@@ -82,6 +88,7 @@ def make_binder_ner(
     type_sampler: Optional[Callable] = None,
     threshold: Threshold = 0.5,
     labels: Optional[List[str]] = None,
+    support_weight: float = SUPPORT_WEIGHT,
 ) -> "BinderNER":
     """Nested or flat NER with BINDER's bi-encoder.
 
@@ -93,7 +100,10 @@ def make_binder_ner(
     threshold and labels are prediction-time controls, also given per call
     through `component_cfg`: the minimum span score in [0.5, 1] (0.5 keeps every
     span above its dynamic threshold; per label as {label: value}), and the
-    labels to predict (null: all).
+    labels to predict (null: all). support_weight, also a prediction-time
+    control: with a support set (`add_support`), how much its nearest-support
+    margin counts against the description's (0: descriptions only, 1: the
+    support alone).
     """
     return BinderNER(
         nlp.vocab,
@@ -107,6 +117,7 @@ def make_binder_ner(
         type_sampler=type_sampler,
         threshold=threshold,
         labels=labels,
+        support_weight=support_weight,
     )
 
 
@@ -127,9 +138,11 @@ class BinderNER(TrainablePipe):
         type_sampler: Optional[Callable] = None,
         threshold: Threshold = 0.5,
         labels: Optional[Sequence[str]] = None,
+        support_weight: float = SUPPORT_WEIGHT,
     ) -> None:
         check_mode(mode)
         check_threshold(threshold)
+        check_support_weight(support_weight)
         if strategy not in STRATEGIES:
             raise ValueError(
                 f"Unknown binder_ner strategy '{strategy}': use one of {STRATEGIES}."
@@ -146,6 +159,9 @@ class BinderNER(TrainablePipe):
         # can override them).
         self.threshold = threshold
         self.predict_labels = list(labels) if labels is not None else None
+        self.support_weight = support_weight
+        # Docs whose spans (under SUPPORT_KEY) are examples of their types: see add_support.
+        self.support: List[Doc] = []
         self._n_updates = 0  # named in the error when a loss is not finite
         self.cfg = {
             "spans_key": spans_key,
@@ -259,6 +275,7 @@ class BinderNER(TrainablePipe):
         nlp: Optional[Language] = None,
         labels: Optional[Union[Sequence[str], Mapping[str, Optional[str]]]] = None,
         descriptions: Optional[Union[str, Path]] = None,
+        support: Optional[Union[str, Path]] = None,
     ) -> None:
         """Set labels and descriptions and load the encoders.
 
@@ -267,6 +284,8 @@ class BinderNER(TrainablePipe):
             examples when not given.
         descriptions: a JSONL file of {"label", "description"}; types named
             there are added too.
+        support: a .spacy file (or a folder of them) of annotated Docs for
+            nearest-support decoding (`add_support`).
         """
         validate_get_examples(get_examples, "BinderNER.initialize")
         described = read_type_descriptions(descriptions) if descriptions else {}
@@ -304,18 +323,56 @@ class BinderNER(TrainablePipe):
         self.model.initialize(X=(sample, self.descriptions, [True] * len(self.labels)))
         with_gold = (eg for eg in get_examples() if self._has_gold(eg.reference))
         self._warn_unlearnable(islice(with_gold, SCAN_SAMPLE_SIZE))
+        if support is not None:
+            self.clear_support()
+            self.add_support(read_support(support, self.vocab))
+
+    def add_support(self, docs: Iterable[Doc]) -> None:
+        """Add annotated Docs as examples of their types: nearest-support decoding.
+
+        Each candidate span is then also scored by how much closer it lies to
+        the nearest support mention of a type than to the nearest other span
+        of the support Docs, mixed with the description score by
+        support_weight. No training is needed; after fine-tuning on the same
+        Docs the comparison uses the fine-tuned weights. Gold spans are read
+        from doc.spans[spans_key] (or doc.ents in flat mode); their labels are
+        added to the component if new (described by their names). The support
+        is saved with the pipeline.
+        """
+        flat = self.cfg["mode"] == "flat"
+        added = []
+        for doc in docs:
+            spans = gold_of(doc, self.key, flat)
+            if spans is None:
+                raise ValueError(
+                    f"Support Doc '{doc.text[:60]}' has no doc.spans['{self.key}'] (its span "
+                    f"keys: {list(doc.spans.keys())})"
+                    + (" and no doc.ents" if flat else "")
+                    + f": put its gold spans there; a Doc with no entities needs doc.spans['{self.key}'] = []."
+                )
+            added.append(support_doc(doc, spans, self.vocab))
+        new = sorted({span.label_ for doc in added for span in doc.spans[SUPPORT_KEY]} - set(self.labels))
+        for label in new:
+            self.add_label(label)
+        if new:
+            warn(
+                f"Support label(s) {new} were not labels of '{self.name}': added, described by "
+                "their names. Give descriptions with add_label(label, description=...)."
+            )
+        self.support.extend(added)
+
+    def clear_support(self) -> None:
+        """Forget the support set: decode from the descriptions alone."""
+        self.support = []
 
     def _has_gold(self, reference: Doc) -> bool:
-        if self.key in reference.spans:
-            return True
-        return self.cfg["mode"] == "flat" and reference.has_annotation("ENT_IOB")
+        return gold_of(reference, self.key, self.cfg["mode"] == "flat") is not None
 
     def _reference_spans(self, example: Example) -> List[Span]:
         reference = example.reference
-        if self.key in reference.spans:
-            return list(reference.spans[self.key])
-        if self._has_gold(reference):
-            return list(reference.ents)
+        spans = gold_of(reference, self.key, self.cfg["mode"] == "flat")
+        if spans is not None:
+            return spans
         raise ValueError(
             f"Training example '{reference.text[:60]}' has no doc.spans['{self.key}']"
             f" (its span keys: {list(reference.spans.keys())}). Set binder_ner's "
@@ -371,13 +428,18 @@ class BinderNER(TrainablePipe):
             )
 
     def __call__(
-        self, doc: Doc, *, threshold: Optional[Threshold] = None, labels: Optional[Sequence[str]] = None
+        self,
+        doc: Doc,
+        *,
+        threshold: Optional[Threshold] = None,
+        labels: Optional[Sequence[str]] = None,
+        support_weight: Optional[float] = None,
     ) -> Doc:
-        """Annotate one Doc; threshold and labels override the config for this call."""
-        min_scores = self._min_scores(threshold, labels)
+        """Annotate one Doc; threshold, labels and support_weight override the config for this call."""
+        controls = self._controls(threshold, labels, support_weight)
         error_handler = self.get_error_handler()
         try:
-            self._annotate([doc], self.predict([doc]), min_scores)
+            self._annotate([doc], self._predict([doc], controls.support_weight), controls)
             return doc
         except Exception as e:
             error_handler(self.name, self, [doc], e)
@@ -389,36 +451,48 @@ class BinderNER(TrainablePipe):
         batch_size: int = 128,
         threshold: Optional[Threshold] = None,
         labels: Optional[Sequence[str]] = None,
+        support_weight: Optional[float] = None,
     ) -> Iterator[Doc]:
-        """Annotate a stream of Docs; threshold and labels as in `__call__`."""
-        min_scores = self._min_scores(threshold, labels)
+        """Annotate a stream of Docs; the controls as in `__call__`."""
+        controls = self._controls(threshold, labels, support_weight)
         error_handler = self.get_error_handler()
         for docs in minibatch(stream, size=batch_size):
             try:
-                self._annotate(docs, self.predict(docs), min_scores)
+                self._annotate(docs, self._predict(docs, controls.support_weight), controls)
                 yield from docs
             except Exception as e:
                 error_handler(self.name, self, docs, e)
 
-    def _min_scores(self, threshold: Optional[Threshold], labels: Optional[Sequence[str]]) -> List[float]:
-        """The call's controls, else the configured ones, as a minimum score per label."""
+    def _controls(
+        self, threshold: Optional[Threshold], labels: Optional[Sequence[str]], support_weight: Optional[float]
+    ) -> "Controls":
+        """The call's prediction-time controls, else the configured ones."""
         self._require_labels()
-        return min_scores(
+        support_weight = self.support_weight if support_weight is None else support_weight
+        check_support_weight(support_weight)
+        scores = min_scores(
             self.labels,
             self.threshold if threshold is None else threshold,
             self.predict_labels if labels is None else labels,
         )
+        return Controls(scores, support_weight)
 
     def predict(self, docs: Iterable[Doc]) -> BinderScores:
+        return self._predict(docs, self.support_weight)
+
+    def _predict(self, docs: Iterable[Doc], support_weight: float) -> BinderScores:
+        """Scores of the docs, with the support margins when the support counts."""
         self._require_labels()
-        return self.model.predict((list(docs), self.descriptions, [True] * len(self.labels)))
+        support = label_support(self.support, self.labels) if support_weight > 0 else None
+        return self.model.predict(BinderInput(list(docs), self.descriptions, [True] * len(self.labels), support))
 
     def set_annotations(self, docs: Iterable[Doc], scores: BinderScores) -> None:
-        self._annotate(list(docs), scores, self._min_scores(None, None))
+        self._annotate(list(docs), scores, self._controls(None, None, None))
 
-    def _annotate(self, docs: List[Doc], scores: BinderScores, min_scores: Sequence[float]) -> None:
+    def _annotate(self, docs: List[Doc], scores: BinderScores, controls: "Controls") -> None:
         flat = self.cfg["mode"] == "flat"
-        predictions = select(decode(scores, strategy=self.cfg["strategy"], flat=flat), min_scores)
+        found = decode(scores, strategy=self.cfg["strategy"], flat=flat, support_weight=controls.support_weight)
+        predictions = select(found, controls.min_scores)
         labels = self.labels
         for doc, doc_predictions in zip(docs, predictions):
             group = SpanGroup(
@@ -452,7 +526,7 @@ class BinderNER(TrainablePipe):
         set_dropout_rate(self.model, drop)
         step = self._step_types(examples)
         docs = [eg.predicted for eg in examples]
-        scores, backprop = self.model.begin_update((docs, step.texts, step.prompted))
+        scores, backprop = self.model.begin_update(BinderInput(docs, step.texts, step.prompted))
         loss, d_scores = self._loss(scores, step)
         self._n_updates += 1
         if not math.isfinite(loss):
@@ -482,3 +556,40 @@ class BinderNER(TrainablePipe):
         if type_scale > 0:
             self.model.get_ref("type_encoder").finish_update(partial(sgd, lr_scale=type_scale))
         self.model.get_ref("heads").finish_update(partial(sgd, lr_scale=self.model.attrs["heads_learn_rate_scale"]))
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        pipe = super().to_bytes(exclude=exclude)
+        support = support_to_bytes(self.support) if "support" not in exclude else None
+        return srsly.msgpack_dumps({"pipe": pipe, "support": support})
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "BinderNER":
+        data = srsly.msgpack_loads(bytes_data)
+        super().from_bytes(data["pipe"], exclude=exclude)
+        if "support" not in exclude:
+            self.support = [] if data["support"] is None else support_from_bytes(data["support"], self.vocab)
+        return self
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        super().to_disk(path, exclude=exclude)
+        if "support" in exclude:
+            return
+        support = ensure_path(path) / SUPPORT_FILE
+        if self.support:
+            support.write_bytes(support_to_bytes(self.support))
+        else:
+            support.unlink(missing_ok=True)  # an older save's support must not come back
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "BinderNER":
+        super().from_disk(path, exclude=exclude)
+        support = ensure_path(path) / SUPPORT_FILE
+        if "support" not in exclude:
+            self.support = support_from_bytes(support.read_bytes(), self.vocab) if support.exists() else []
+        return self
+
+
+class Controls(NamedTuple):
+    """Prediction-time controls: each label's minimum score (`decode.select`)
+    and the weight of the support margin."""
+
+    min_scores: List[float]
+    support_weight: float

@@ -5,6 +5,10 @@ A span is predicted for type k when its span similarity beats the window's
 its start and end similarities beat the [CLS] thresholds. Predictions of
 overlapping windows are merged keeping each span's best score. Scores are
 sigmoid(similarity - threshold): above 0.5 means above the dynamic threshold.
+With a support set, a type's margin mixes in the support margin (nearest
+support mention against nearest other support span, `spacy_binder.support`):
+(1 - w) * description margin + w * support margin, for the types that have
+support mentions; w = 1 decodes by the support alone.
 `select` applies the prediction-time controls afterwards, so a higher cut-off or
 fewer labels only ever remove spans.
 """
@@ -21,14 +25,21 @@ Prediction = Tuple[int, int, int, float]  # start, end (exclusive), label index,
 STRATEGIES = ("span", "joint")
 
 
-def decode(scores: BinderScores, strategy: str = "span", flat: bool = False) -> List[List[Prediction]]:
+def decode(
+    scores: BinderScores, strategy: str = "span", flat: bool = False, support_weight: float = 0.0
+) -> List[List[Prediction]]:
     """Predicted spans per Doc, ordered by start, end and label."""
     if strategy not in STRATEGIES:
         raise ValueError(f"Unknown inference strategy '{strategy}': use one of {STRATEGIES}.")
+    check_support_weight(support_weight)
     found: List[Dict[Tuple[int, int, int], float]] = [{} for _ in range(scores.n_docs)]
     windows = scores.windows
     if len(windows):
         margin = scores.span.float() - scores.span_threshold.float()[:, None, None, :]
+        if scores.support_margin is not None and support_weight > 0:
+            support = scores.support_margin.float()
+            mixed = margin + support_weight * (support - margin)
+            margin = torch.where(torch.isfinite(support), mixed, margin)
         valid = torch.from_numpy(windows.span_mask(scores.max_span_width)).to(margin.device)
         keep = (margin > 0) & valid[..., None]
         if strategy == "joint":
@@ -47,6 +58,14 @@ def decode(scores: BinderScores, strategy: str = "span", flat: bool = False) -> 
     if flat:
         predictions = [remove_overlap(doc_predictions) for doc_predictions in predictions]
     return predictions
+
+
+def check_support_weight(support_weight: float) -> None:
+    if not 0.0 <= support_weight <= 1.0:
+        raise ValueError(
+            f"binder_ner support_weight must be in [0, 1] (0: descriptions only, 1: the "
+            f"support set only), got {support_weight}."
+        )
 
 
 def _position_agreement(scores: BinderScores) -> torch.Tensor:

@@ -24,6 +24,7 @@ The layers that read encoder states are lazy, so their input widths come from
 the first batch (or from the saved weights when a pipeline is loaded).
 """
 import math
+from functools import cached_property
 from typing import Optional, Tuple
 
 import torch
@@ -32,6 +33,15 @@ from torch.nn.functional import elu, normalize
 
 START, END, SPAN = 0, 1, 2
 THRESHOLDS = ("dynamic", "global")
+# Support vectors compared with a batch's spans at once (memory: W·T·max_span_width of each).
+NEAREST_CHUNK = 64
+# Other support spans that bound every span's nearest-neighbour cosine, and the
+# spans compared with all of them at once.
+N_PROBES = 128
+EXACT_CHUNK = 4096
+# A support set in the span space: its mentions' unit vectors (M, D), their type
+# indices (M,), and the unit vectors of its other candidate spans (N, D).
+Support = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class BinderHeads(nn.Module):
@@ -84,6 +94,7 @@ class BinderHeads(nn.Module):
         last_wp: torch.Tensor,
         prompt_label: Optional[torch.Tensor] = None,
         embeddings: bool = False,
+        support: Optional[Support] = None,
     ) -> Tuple[Optional[torch.Tensor], ...]:
         """Score every window position and span against every type.
 
@@ -92,18 +103,16 @@ class BinderHeads(nn.Module):
         value where the token has none: those positions are masked later);
         prompt_label: (W, P) type of each prompt sub-word, -1 elsewhere (None
         without a prompt); embeddings: also return the vectors of the few-shot
-        objectives (in training only).
+        objectives (in training only); support: the span vectors of a support
+        set's mentions, their type indices and its other spans (`span_vectors`).
         Returns start (W,T,K), end (W,T,K), span (W,T,max_span_width,K), the
-        start, end and span thresholds (W,K), and the span embeddings, their
-        variances, the prompt embeddings and their variances (None when absent).
+        start, end and span thresholds (W,K), the span embeddings, their
+        variances, the prompt embeddings and their variances, and the support
+        margins (W,T,max_span_width,K) (None when absent).
         """
-        n_windows, n_wordpieces, width = hidden.shape
-        n_tokens = first_wp.shape[1]
+        n_windows = hidden.shape[0]
         scale = self.log_inv_temperature.exp().clamp(max=100.0)
-        flat = hidden.reshape(n_windows * n_wordpieces, width)
-        offsets = torch.arange(n_windows, device=hidden.device)[:, None] * n_wordpieces
-        h_first = flat[first_wp.clamp(min=0) + offsets]
-        h_last = flat[last_wp.clamp(min=0) + offsets]
+        h_first, h_last = _token_states(hidden, first_wp, last_wp)
         h_cls = hidden[:, 0]
 
         e_start = self._project(self.type_start, types)
@@ -114,30 +123,24 @@ class BinderHeads(nn.Module):
         end = self._project(self.token_end, h_last) @ e_end.T * scale[END]
 
         widths = self.span_width(self.width_embedding.weight)  # (max_span_width, D)
-        span_ends = torch.arange(n_tokens, device=hidden.device)[:, None] + torch.arange(
-            self.max_span_width, device=hidden.device
-        )
-        span_ends = span_ends.clamp(max=n_tokens - 1)
-        # Each block of Linear^S gets its own dropout mask, so that training too
-        # scores spans without building them (a mask on their sum would need the
-        # (W, T, max_span_width, D) tensor, most of a training step's heads cost).
-        from_start = self.dropout(self.span_start(h_first))  # (W, T, D)
-        from_end = self.dropout(self.span_end(h_last))  # (W, T, D)
-        span_widths = self.dropout(widths)
+        parts = self._span_parts(h_first, h_last, widths)
         embeddings = embeddings and self.training
-        span_embedding = span_variance = None
+        span_embedding = span_variance = support_margin = None
         if embeddings:
-            spans = from_start[:, :, None] + from_end[:, span_ends] + span_widths
+            spans = parts.vectors()
             span_embedding = normalize(spans, dim=-1)
             span = span_embedding @ e_span.T
             span_variance = self._variance(spans)
         else:
-            span = _span_cosines(from_start, from_end, span_widths, span_ends, e_span)
+            span = parts.cosines(e_span)
         span = span * scale[SPAN]
         if self.thresholds == "global":
             thresholds = self._global_thresholds((e_start, e_end, e_span), n_windows)
         else:
             thresholds = self._dynamic_thresholds(h_cls, (e_start, e_end, e_span), widths[0], scale)
+        if support is not None:
+            described = span > thresholds[SPAN][:, None, None, :]
+            support_margin = _support_margin(parts, support, described) * scale[SPAN]
         label_embedding = label_variance = None
         # Prompt vectors only serve the objectives; computed once more at
         # initialization so that the lazy layer gets its width.
@@ -148,7 +151,33 @@ class BinderHeads(nn.Module):
             label_variance = self._variance(labels) if embeddings else None
         if not embeddings:
             span_embedding = label_embedding = None
-        return (start, end, span, *thresholds, span_embedding, span_variance, label_embedding, label_variance)
+        return (
+            start, end, span, *thresholds, span_embedding, span_variance, label_embedding, label_variance,
+            support_margin,
+        )
+
+    def span_vectors(self, hidden: torch.Tensor, first_wp: torch.Tensor, last_wp: torch.Tensor) -> torch.Tensor:
+        """(W, T, max_span_width, D): every candidate span's unit vector, the
+        space the span head compares types in (a support set's spans)."""
+        h_first, h_last = _token_states(hidden, first_wp, last_wp)
+        widths = self.span_width(self.width_embedding.weight)
+        return normalize(self._span_parts(h_first, h_last, widths).vectors(), dim=-1)
+
+    def _span_parts(self, h_first: torch.Tensor, h_last: torch.Tensor, widths: torch.Tensor) -> "SpanParts":
+        """Linear^S's three blocks for every span start, end and width.
+
+        Each block gets its own dropout mask, so that training too scores spans
+        without building them (a mask on their sum would need the
+        (W, T, max_span_width, D) tensor, most of a training step's heads cost).
+        """
+        n_tokens = h_first.shape[1]
+        span_ends = torch.arange(n_tokens, device=h_first.device)[:, None] + torch.arange(
+            self.max_span_width, device=h_first.device
+        )
+        span_ends = span_ends.clamp(max=n_tokens - 1)
+        from_start = self.dropout(self.span_start(h_first))  # (W, T, D)
+        from_end = self.dropout(self.span_end(h_last))  # (W, T, D)
+        return SpanParts(from_start, from_end, self.dropout(widths), span_ends)
 
     def _variance(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """Diagonal variances of Gaussian embeddings, > 0 (None without them)."""
@@ -175,42 +204,123 @@ class BinderHeads(nn.Module):
         )
 
 
-def _span_cosines(
-    from_start: torch.Tensor,
-    from_end: torch.Tensor,
-    widths: torch.Tensor,
-    span_ends: torch.Tensor,
-    types: torch.Tensor,
-) -> torch.Tensor:
-    """cos(a_i + b_j + c_w, e) for every span, without building the span vectors.
+class SpanParts:
+    """The three parts of every candidate span vector a_i + b_j + c_w, and its
+    squared norm, from which its cosine with any unit vectors follows without
+    building the (W, T, max_span_width, D) span tensor.
 
     The span vector is a sum (dropout, in training, masks each part), so its dot
-    product with a type and its squared norm expand into per-token and per-width
-    terms plus the pairwise products a_i·b_j (one batched matmul), a_i·c_w and
-    b_j·c_w. This never holds the (W, T, max_span_width, D) tensor that dominated
-    inference time and, before per-part dropout, a training step's heads.
-    from_start / from_end: (W, T, D); widths: (max_span_width, D);
-    span_ends: (T, max_span_width) end token of each span; types: (K, D), unit norm.
+    product with a unit vector and its squared norm expand into per-token and
+    per-width terms plus the pairwise products a_i·b_j (one batched matmul),
+    a_i·c_w and b_j·c_w. This never holds the (W, T, max_span_width, D) tensor
+    that dominated inference time and, before per-part dropout, a training step's
+    heads. from_start / from_end: (W, T, D); widths: (max_span_width, D);
+    span_ends: (T, max_span_width) end token of each span.
     """
-    ends = span_ends[None].expand(from_start.shape[0], -1, -1)  # (W, T, max_span_width)
-    start_dot = from_start @ types.T  # (W, T, K)
-    end_dot = from_end @ types.T
-    width_dot = widths @ types.T  # (max_span_width, K)
-    dot = start_dot[:, :, None] + _gather_tokens(end_dot, ends) + width_dot
-    start_sq = (from_start * from_start).sum(-1)  # (W, T)
-    end_sq = (from_end * from_end).sum(-1)
-    width_sq = (widths * widths).sum(-1)  # (max_span_width,)
-    start_end = torch.gather(from_start @ from_end.transpose(1, 2), 2, ends)  # (W, T, max_span_width)
-    start_width = from_start @ widths.T  # (W, T, max_span_width)
-    end_width = torch.gather(from_end @ widths.T, 1, ends)  # b_j · c_w at j = end of (i, w)
-    norm_sq = (
-        start_sq[:, :, None]
-        + torch.gather(end_sq, 1, ends.flatten(1)).view_as(ends)
-        + width_sq
-        + 2 * (start_end + start_width + end_width)
-    )
-    # normalize()'s eps, so both paths agree on degenerate vectors.
-    return dot / norm_sq.clamp(min=0).sqrt().clamp(min=1e-12)[..., None]
+
+    def __init__(
+        self, from_start: torch.Tensor, from_end: torch.Tensor, widths: torch.Tensor, span_ends: torch.Tensor
+    ):
+        self.from_start, self.from_end, self.widths = from_start, from_end, widths
+        self.ends = span_ends[None].expand(from_start.shape[0], -1, -1)  # (W, T, max_span_width)
+
+    @cached_property
+    def norm(self) -> torch.Tensor:
+        """(W, T, max_span_width): each span vector's norm."""
+        from_start, from_end, widths = self.from_start, self.from_end, self.widths
+        start_sq = (from_start * from_start).sum(-1)  # (W, T)
+        end_sq = (from_end * from_end).sum(-1)
+        width_sq = (widths * widths).sum(-1)  # (max_span_width,)
+        start_end = torch.gather(from_start @ from_end.transpose(1, 2), 2, self.ends)  # (W, T, max_span_width)
+        start_width = from_start @ widths.T  # (W, T, max_span_width)
+        end_width = torch.gather(from_end @ widths.T, 1, self.ends)  # b_j · c_w at j = end of (i, w)
+        norm_sq = (
+            start_sq[:, :, None]
+            + torch.gather(end_sq, 1, self.ends.flatten(1)).view_as(self.ends)
+            + width_sq
+            + 2 * (start_end + start_width + end_width)
+        )
+        # normalize()'s eps, so both paths agree on degenerate vectors.
+        return norm_sq.clamp(min=0).sqrt().clamp(min=1e-12)
+
+    def vectors(self) -> torch.Tensor:
+        """(W, T, max_span_width, D): the span vectors themselves, unnormalised."""
+        return self.from_start[:, :, None] + self.from_end[:, self.ends[0]] + self.widths
+
+    def unit_vectors_at(self, w: torch.Tensor, i: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+        """(N, D): the unit vectors of the spans (window, start token, width) given."""
+        return normalize(self.from_start[w, i] + self.from_end[w, self.ends[w, i, width]] + self.widths[width], dim=-1)
+
+    def cosines(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(W, T, max_span_width, K): each span's cosine with each unit vector (K, D)."""
+        start_dot = self.from_start @ vectors.T  # (W, T, K)
+        end_dot = self.from_end @ vectors.T
+        width_dot = self.widths @ vectors.T  # (max_span_width, K)
+        dot = start_dot[:, :, None] + _gather_tokens(end_dot, self.ends) + width_dot
+        return dot / self.norm[..., None]
+
+    def nearest(self, vectors: torch.Tensor, labels: torch.Tensor, n_labels: int) -> torch.Tensor:
+        """(W, T, max_span_width, n_labels): each span's highest cosine with the
+        vectors (N, D) of each label (labels: (N,) index per vector; -inf where a
+        label has none). Taken in chunks of vectors, to bound memory."""
+        best = torch.full((*self.norm.shape, n_labels), -math.inf, device=self.norm.device)
+        for first in range(0, len(vectors), NEAREST_CHUNK):
+            chunk = slice(first, first + NEAREST_CHUNK)
+            cosines = self.cosines(vectors[chunk])
+            for label in labels[chunk].unique().tolist():
+                of_label = cosines[..., labels[chunk] == label].amax(-1)
+                best[..., label] = torch.maximum(best[..., label], of_label)
+        return best
+
+
+def _token_states(
+    hidden: torch.Tensor, first_wp: torch.Tensor, last_wp: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(W, T, H) states of each token's first and last sub-word."""
+    n_windows, n_wordpieces, width = hidden.shape
+    flat = hidden.reshape(n_windows * n_wordpieces, width)
+    offsets = torch.arange(n_windows, device=hidden.device)[:, None] * n_wordpieces
+    return flat[first_wp.clamp(min=0) + offsets], flat[last_wp.clamp(min=0) + offsets]
+
+
+def _support_margin(parts: SpanParts, support: Support, described: torch.Tensor) -> torch.Tensor:
+    """(W, T, max_span_width, K): each span's cosine with its nearest support
+    mention of each type minus that with its nearest other support span
+    (-inf for a type with no support mention).
+
+    The nearest other span is searched among all of them (thousands) only for
+    the spans that some support weight could predict: those above a type's
+    description threshold (`described`, (W, T, max_span_width, K)) or closer
+    to a mention than to a few probe spans. For the rest, the probes give a
+    lower bound of that cosine, so their margin is an upper bound that is
+    already <= 0: they are not predicted at any weight, as with the exact value.
+    """
+    mentions, mention_types, outside = support
+    n_types = described.shape[-1]
+    nearest_mention = parts.nearest(mentions, mention_types, n_types)
+    if len(mentions) == 0:  # none could be placed (too wide, unaligned): -inf throughout
+        return nearest_mention
+    if len(outside) == 0:  # every candidate span of the support is a mention
+        return nearest_mention + 1.0
+    probes = outside[_probe_rows(mentions, outside)]
+    nearest_outside = parts.nearest(probes, torch.zeros(len(probes), dtype=torch.long), 1)[..., 0]
+    has_mentions = torch.isfinite(nearest_mention)
+    open_ = ((nearest_mention > nearest_outside[..., None]) | described) & has_mentions
+    w, i, width = open_.any(-1).nonzero(as_tuple=True)
+    if len(w):
+        vectors = parts.unit_vectors_at(w, i, width)
+        exact = torch.cat([(chunk @ outside.T).amax(-1) for chunk in vectors.split(EXACT_CHUNK)])
+        nearest_outside[w, i, width] = torch.maximum(nearest_outside[w, i, width], exact)
+    return nearest_mention - nearest_outside[..., None]
+
+
+def _probe_rows(mentions: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
+    """The other spans that bound most spans' nearest-neighbour cosine: those
+    nearest the mentions (where the decisions are close), and a spread of the rest."""
+    n_hard = min(N_PROBES // 2, len(outside))
+    hardest = (outside @ mentions.T).amax(-1).topk(n_hard).indices
+    spread = torch.linspace(0, len(outside) - 1, N_PROBES - n_hard, device=outside.device).long()
+    return torch.unique(torch.cat([hardest, spread]))
 
 
 def _gather_tokens(values: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:

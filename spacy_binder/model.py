@@ -1,10 +1,11 @@
 """`spacy_binder.BinderModel.v1`: text encoder + type encoder + BINDER heads.
 
-Input: (docs, type descriptions). Output: `BinderScores`, the similarities of
-every window position and candidate span to every type, with the dynamic
-thresholds. Backprop takes a `BinderScores` holding the gradients.
+Input: `BinderInput` (docs, type descriptions, and optionally a support set).
+Output: `BinderScores`, the similarities of every window position and
+candidate span to every type, with the dynamic thresholds, and with a support
+set the support margins. Backprop takes a `BinderScores` holding the gradients.
 """
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterable, List, NamedTuple, Optional, Tuple
 
 import torch
 from spacy.tokens import Doc
@@ -14,11 +15,22 @@ from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
 from .batch import BinderScores, EncodedWindows, Windows
 from .encoders import TextInput, hf_objects
 from .errors import warn
-from .heads import BinderHeads
+from .heads import BinderHeads, Support
+from .support import SupportSpans, SupportVectors, select_spans
 
-# The docs, the text of each type for the type encoder, and whether the text
-# encoder's label prompt (if any) writes it.
-InT = Tuple[List[Doc], List[str], List[bool]]
+
+class BinderInput(NamedTuple):
+    """The docs, the text of each type for the type encoder, whether the text
+    encoder's label prompt (if any) writes it, and a support set whose
+    mentions the spans are compared with (prediction only)."""
+
+    docs: List[Doc]
+    descriptions: List[str]
+    prompted: List[bool]
+    support: Optional[SupportSpans] = None
+
+
+InT = BinderInput
 
 
 @registry.architectures("spacy_binder.BinderModel.v1")
@@ -93,6 +105,8 @@ def build_binder_model(
             "embeddings": False,
             # (descriptions, weights fingerprint, type vectors): see _type_vectors.
             "type_cache": None,
+            # (support and prompt, weights fingerprint, SupportVectors): see support_vectors.
+            "support_cache": None,
         },
     )
 
@@ -106,15 +120,18 @@ def init(model: Model, X: Optional[InT] = None, Y=None) -> None:
 
 
 def forward(model: Model, inputs: InT, is_train: bool) -> Tuple[BinderScores, Callable]:
-    docs, descriptions, prompted = inputs
+    docs, descriptions, prompted, support = BinderInput(*inputs)
+    if support is not None and is_train:
+        raise ValueError("binder_ner's support set serves prediction only; train on its Docs instead.")
     prompt = [text if written else None for text, written in zip(descriptions, prompted)]
     encoded, backprop_text = model.get_ref("text_encoder")((docs, prompt), is_train)
     types, backprop_types = _type_vectors(model, descriptions, is_train)
     if len(encoded.windows) == 0:
         empty = _empty_scores(encoded.windows, len(docs), len(descriptions), model)
         return empty, lambda d_scores: inputs
+    vectors = None if support is None else support_vectors(model, support, prompt).tensors
     outputs, backprop_heads = model.get_ref("heads")(
-        (encoded, types, model.attrs["embeddings"]), is_train
+        (encoded, types, model.attrs["embeddings"], vectors), is_train
     )
     scores = BinderScores(*outputs, windows=encoded.windows, n_docs=len(docs))
 
@@ -127,13 +144,58 @@ def forward(model: Model, inputs: InT, is_train: bool) -> Tuple[BinderScores, Ca
     return scores, backprop
 
 
-def _weights_fingerprint(type_encoder: Model) -> torch.Tensor:
-    """A sample of every weight of the type encoder: it differs whenever they
+def _weights_fingerprint(modules: Iterable[torch.nn.Module]) -> torch.Tensor:
+    """A sample of every weight of these modules: it differs whenever they
     were changed (an optimizer step, averaged parameters, a load), so a cache
     keyed on it never serves vectors of older weights, whichever path changed
     them. About 16 values a tensor: microseconds, against a forward pass."""
-    parameters = hf_objects(type_encoder).transformer.parameters()
-    return torch.cat([p.detach().reshape(-1)[:: max(1, p.numel() // 16)].float().cpu() for p in parameters])
+    # Plain floating-point tensors only: an int8 encoder's packed weights (tensor
+    # subclasses without reshape) never change, as it cannot be trained.
+    parameters = [
+        p.detach() for module in modules for p in module.parameters()
+        if type(p.data) is torch.Tensor and p.is_floating_point()
+    ]
+    return torch.cat([p.reshape(-1)[:: max(1, p.numel() // 16)].float() for p in parameters]).cpu()
+
+
+def _heads_module(model: Model) -> BinderHeads:
+    return model.get_ref("heads").shims[0]._model
+
+
+def support_vectors(model: Model, support: SupportSpans, prompt: List[Optional[str]]) -> SupportVectors:
+    """The support's mentions and other candidate spans in the span space,
+    cached per support, prompt and weights of the text encoder and heads."""
+    key = (support.key, tuple(prompt))
+    text_encoder = model.get_ref("text_encoder")
+    heads = _heads_module(model)
+    fingerprint = _weights_fingerprint([hf_objects(text_encoder).transformer, heads])
+    cache = model.attrs["support_cache"]
+    if cache is None or cache[0] != key or not torch.equal(cache[1], fingerprint):
+        encoded = text_encoder.predict((list(support.docs), prompt))
+        device = encoded.hidden.device
+        windows = encoded.windows
+        training = heads.training
+        heads.eval()
+        try:
+            with torch.no_grad():
+                spans = heads.span_vectors(
+                    encoded.hidden.float(),
+                    torch.from_numpy(windows.first_wp).to(device),
+                    torch.from_numpy(windows.last_wp).to(device),
+                )
+        finally:
+            heads.train(training)
+        vectors = select_spans(spans, windows, support.gold)
+        if vectors.n_missing:
+            warn(
+                f"{vectors.n_missing} support mention(s) are wider than max_span_width="
+                f"{model.attrs['max_span_width']} tokens, start or end on a token without "
+                "sub-words, or cross every window edge: they cannot be compared with and are "
+                "left out of the support."
+            )
+        cache = (key, fingerprint, vectors)
+        model.attrs["support_cache"] = cache
+    return cache[2]
 
 
 def _type_vectors(
@@ -145,7 +207,7 @@ def _type_vectors(
     if is_train and model.attrs["type_encoder_learn_rate_scale"] > 0:
         return type_encoder(descriptions, is_train)
     key = tuple(descriptions)
-    fingerprint = _weights_fingerprint(type_encoder)
+    fingerprint = _weights_fingerprint([hf_objects(type_encoder).transformer])
     cache = model.attrs["type_cache"]
     if cache is None or cache[0] != key or not torch.equal(cache[1], fingerprint):
         cache = (key, fingerprint, type_encoder.predict(list(descriptions)))
@@ -170,9 +232,9 @@ def _empty_scores(windows: Windows, n_docs: int, n_types: int, model: Model) -> 
 
 
 def _heads_inputs(
-    model: Model, inputs: Tuple[EncodedWindows, torch.Tensor, bool], is_train: bool
+    model: Model, inputs: Tuple[EncodedWindows, torch.Tensor, bool, Optional[Support]], is_train: bool
 ) -> Tuple[ArgsKwargs, Callable]:
-    encoded, types, embeddings = inputs
+    encoded, types, embeddings, support = inputs
     # Detached leaves: the heads' backward stops here and hands the gradients to
     # the encoders' own backprop callbacks.
     hidden = encoded.hidden.detach().requires_grad_(is_train)
@@ -185,7 +247,7 @@ def _heads_inputs(
     def backprop(d_inputs: ArgsKwargs) -> Tuple[torch.Tensor, torch.Tensor]:
         return d_inputs.args[0], d_inputs.args[1]
 
-    args = (hidden, types, first_wp, last_wp, prompt_label, embeddings)
+    args = (hidden, types, first_wp, last_wp, prompt_label, embeddings, support)
     return ArgsKwargs(args=args, kwargs={}), backprop
 
 

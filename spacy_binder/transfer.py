@@ -26,6 +26,7 @@ from spacy.util import registry
 from .batch import StepTypes, label_gold
 from .labels import read_type_descriptions
 from .loss import BinderLoss
+from .support import read_support
 
 # What a type's gold mentions are: ("label", label), ("text", lower-cased mention
 # text: every occurrence of its words), or None: a negative type, with none.
@@ -166,6 +167,7 @@ def make_set_labels(
     mode: Optional[str] = None,
     keep_type_sampler: bool = False,
     component: str = "binder_ner",
+    support: Optional[str] = None,
 ) -> Callable[[Language], Language]:
     """Give a (sourced) binder_ner the types of `descriptions` before training.
 
@@ -174,7 +176,9 @@ def make_set_labels(
     the decoding, e.g. for a nested target of a flat source.
     keep_type_sampler: fine-tune with the source's type sampler; by default
     each step contrasts exactly the target's types (saved with the pipeline, so
-    further training of it does the same).
+    further training of it does the same). support: a .spacy file (or folder)
+    of annotated Docs that becomes the pipeline's support set, replacing any it
+    had (nearest-support decoding; typically the Docs it is fine-tuned on).
     """
 
     def set_labels(nlp: Language) -> Language:
@@ -186,6 +190,10 @@ def make_set_labels(
             keep_type_sampler=keep_type_sampler,
             component=component,
         )
+        if support is not None:
+            ner = nlp.get_pipe(component)
+            ner.clear_support()
+            ner.add_support(read_support(support, nlp.vocab))
         return nlp
 
     return set_labels

@@ -20,7 +20,18 @@ from test_benchmark import assert_f1, assert_scored
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SYSTEMS = ("support only", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat", "(e) prompts + objectives (JS)")
+SYSTEMS = (
+    "support only", "nearest support", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat",
+    "(e) prompts + objectives (JS)",
+)
+# What each run scores: a pipeline with a support set is decoded several ways.
+DECODED = {
+    "nearest support": ("nearest support", "nearest support + descriptions"),
+    **{
+        name: (name, f"{name}, nearest support", f"{name}, nearest support + descriptions")
+        for name in ("fine-tuned", "(e) prompts + objectives (JS)")
+    },
+}
 
 
 def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
@@ -44,10 +55,12 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
     result = json.loads((results / "fewshot_ncbi.json").read_text())
     assert result["eval_split"] == "test" and result["pool_split"] == "dev" and result["eval_docs"] == 30
     expected = {"zero-shot", "zero-shot | (e) prompts + objectives (JS)"}
-    expected |= {f"{name} | k=5 | seed={seed}" for name in SYSTEMS for seed in (1, 2)}
+    expected |= {f"{system} | k=5 | seed={seed}" for name in SYSTEMS for system in DECODED.get(name, (name,)) for seed in (1, 2)}
     assert set(result["runs"]) == expected | {"source before fine-tuning"}
     speed = result["prompt_speed"]["(e) prompts + objectives (JS)"]
     assert speed["docs"] == 30 and speed["words_per_second_prompt"] > 0 and speed["words_per_second_no_prompt"] > 0
+    speed = result["support_speed"]
+    assert speed["docs"] == 30 and speed["words_per_second_support"] > 0 and speed["words_per_second_no_support"] > 0
     # The first 30 test sentences of NCBI-disease hold Disease mentions, CoNLL-2003's
     # all four of its types: each is scored on its own types only, the source kept or not.
     conll = set(read_type_descriptions(ROOT / "assets" / "entity_types" / "conll.jsonl"))
@@ -69,7 +82,11 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
                 "| NNShot (source-trained encoder) |", "| spancat on the support set alone |",
                 "ncbi: (b) beats NNShot and spancat at 5-shot", "ncbi: zero-shot Disease F1 ≥ 30",
                 "| (e) (d) with Jensen-Shannon |", "ncbi: best of (c)-(f) beats (b) and NNShot by 5 F1 at 5-shot",
-                "ncbi: prompts cost ≤ 25% of inference speed ((e) prompts + objectives (JS) source"):
+                "ncbi: prompts cost ≤ 25% of inference speed ((e) prompts + objectives (JS) source",
+                "## Nearest-support decoding", "| (g) nearest support, source as is (no training) |",
+                "| (j) fine-tuned, nearest support + descriptions |", "| (e), nearest support |",
+                "ncbi: 5-shot, the best binder_ner row beats (b) and NNShot by ≥ 5 F1",
+                "ncbi: 5-shot ≥ zero-shot + 10 F1", "ncbi: nearest-support prediction ≤ 1.5x the time of plain prediction"):
         assert row in text
     # The user-facing steps for one support set, on the source the benchmark trained.
     outputs = {}

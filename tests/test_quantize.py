@@ -73,3 +73,14 @@ def test_command_refuses_a_pipeline_without_binder_ner(tmp_path):
     assert result.exit_code == 1
     assert "no binder_ner component" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_int8_pipeline_decodes_with_a_support_set(pipelines):
+    """The support's vectors come from the int8 encoder (its packed weights are
+    left out of the cache key: they never change)."""
+    int8 = spacy.load(pipelines[1])
+    ner = int8.get_pipe("binder_ner")
+    ner.add_support([eg.reference for eg in make_examples(int8)[:3]])
+    docs = list(ner.pipe((int8.make_doc(text) for text in TEXTS[:3]), support_weight=1.0))
+    for doc, eg in zip(docs, make_examples(int8)[:3]):
+        assert set(predicted(eg.reference)) <= set(predicted(doc))

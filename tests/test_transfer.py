@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import spacy
 import torch
-from spacy.tokens import DocBin
+from spacy.tokens import DocBin, Span
 from spacy.util import registry
 
 from util import DESCRIPTIONS, NESTED_DATA, described_nlp, make_examples, make_nlp, overfit_nested, predicted, train
@@ -113,6 +113,7 @@ def test_fewshot_config_fine_tunes_a_sourced_pipeline(tiny_bert, tmp_path):
         nlp = spacy.load(output / "model-last")
         tuned = nlp.get_pipe("binder_ner")
         assert tuned.labels == labels and tuned.cfg["mode"] == "nested"
+        assert [doc.text for doc in tuned.support] == [doc.text for doc in support]  # kept as its support set
         examples = make_examples(nlp, [(t, [s for s in spans if s[2] in ("PROTEIN", "DNA")]) for t, spans in NESTED_DATA])
         assert nlp.evaluate(examples)["spans_sc_f"] >= 0.8  # it learned the support set's types
 
@@ -127,7 +128,14 @@ def test_set_labels_callback(tiny_bert, tmp_path):
     set_labels = registry.callbacks.get("spacy_binder.set_labels.v1")
     set_labels(str(types), keep_existing=True, keep_type_sampler=True)(nlp)
     assert ner.labels == ("CELL", "GENE") and ner.descriptions == [DESCRIPTIONS["CELL"], "a gene"]
-    assert ner.cfg["sample_types"]
+    assert ner.cfg["sample_types"] and ner.support == []
+    support = tmp_path / "support.spacy"
+    gene = nlp.make_doc("the gene was found")
+    gene.spans["sc"] = [Span(gene, 1, 2, "GENE")]
+    DocBin(docs=[gene]).to_disk(support)
+    for _ in range(2):  # replaces, never appends
+        set_labels(str(types), support=str(support))(nlp)
+        assert [doc.text for doc in ner.support] == ["the gene was found"]
     set_labels(str(types), mode="flat")(nlp)
     assert ner.labels == ("GENE",) and ner.cfg["mode"] == "flat" and not ner.cfg["sample_types"]
     step = ner._step_types(make_examples(nlp))
