@@ -439,7 +439,7 @@ class BinderNER(TrainablePipe):
         controls = self._controls(threshold, labels, support_weight)
         error_handler = self.get_error_handler()
         try:
-            self._annotate([doc], self._predict([doc], controls.support_weight), controls)
+            self._annotate([doc], self.predict([doc], support_weight=controls.support_weight), controls)
             return doc
         except Exception as e:
             error_handler(self.name, self, [doc], e)
@@ -458,7 +458,7 @@ class BinderNER(TrainablePipe):
         error_handler = self.get_error_handler()
         for docs in minibatch(stream, size=batch_size):
             try:
-                self._annotate(docs, self._predict(docs, controls.support_weight), controls)
+                self._annotate(docs, self.predict(docs, support_weight=controls.support_weight), controls)
                 yield from docs
             except Exception as e:
                 error_handler(self.name, self, docs, e)
@@ -477,12 +477,10 @@ class BinderNER(TrainablePipe):
         )
         return Controls(scores, support_weight)
 
-    def predict(self, docs: Iterable[Doc]) -> BinderScores:
-        return self._predict(docs, self.support_weight)
-
-    def _predict(self, docs: Iterable[Doc], support_weight: float) -> BinderScores:
+    def predict(self, docs: Iterable[Doc], *, support_weight: Optional[float] = None) -> BinderScores:
         """Scores of the docs, with the support margins when the support counts."""
         self._require_labels()
+        support_weight = self.support_weight if support_weight is None else support_weight
         support = label_support(self.support, self.labels) if support_weight > 0 else None
         return self.model.predict(BinderInput(list(docs), self.descriptions, [True] * len(self.labels), support))
 

@@ -179,11 +179,11 @@ def test_mismatched_manifest_is_refused(local_run, pipeline, corpus, tmp_path):
 def test_a_document_the_pipeline_fails_on_is_an_error_not_a_crash(pipeline, corpus, tmp_path, monkeypatch):
     predict = BinderNER.predict
 
-    def failing(self, docs):
+    def failing(self, docs, **controls):
         docs = list(docs)
         if any("jurkat" in doc.text for doc in docs):
             raise RuntimeError("jurkat is not allowed")
-        return predict(self, docs)
+        return predict(self, docs, **controls)
 
     monkeypatch.setattr(BinderNER, "predict", failing)
     manifest = annotate(str(pipeline), corpus, tmp_path / "out", shard_docs=4, batch_size=3, progress=False)
@@ -196,7 +196,7 @@ def test_a_document_the_pipeline_fails_on_is_an_error_not_a_crash(pipeline, corp
 
 
 def test_a_pipeline_that_fails_on_everything_fails_the_shard_not_the_documents(pipeline, corpus, tmp_path, monkeypatch):
-    def out_of_memory(self, docs):
+    def out_of_memory(self, docs, **controls):
         raise MemoryError("no memory left")
 
     monkeypatch.setattr(BinderNER, "predict", out_of_memory)
