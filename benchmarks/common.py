@@ -304,12 +304,13 @@ def evaluate_support_weights(
     configured = ner.support_weight
     examples = list(corpus(nlp))
     found: Dict[float, List[List[Tuple[int, int, str]]]] = {w: [] for w in weights}
+    # The margins are exact for every weight down to the one predicted with.
+    predict_weight = min((w for w in weights if w > 0), default=0.0)
     start = time.perf_counter()
     try:
         for batch in minibatch(examples, PIPE_BATCH):
             docs = [eg.predicted for eg in batch]
-            ner.support_weight = max(weights)  # predict() computes the margins when it is > 0
-            scores = ner.predict(docs)
+            scores = ner.predict(docs, support_weight=predict_weight)
             for w in weights:
                 ner.support_weight = w
                 ner.set_annotations(docs, scores)

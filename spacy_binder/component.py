@@ -478,11 +478,15 @@ class BinderNER(TrainablePipe):
         return Controls(scores, support_weight)
 
     def predict(self, docs: Iterable[Doc], *, support_weight: Optional[float] = None) -> BinderScores:
-        """Scores of the docs, with the support margins when the support counts."""
+        """Scores of the docs, with the support margins when the support counts.
+        At support weight 1 the margins are exact only where the support alone
+        could predict, so decode those scores at weight 1 (or 0); predicted at
+        a weight in (0, 1), they decode correctly at any weight."""
         self._require_labels()
         support_weight = self.support_weight if support_weight is None else support_weight
         support = label_support(self.support, self.labels) if support_weight > 0 else None
-        return self.model.predict(BinderInput(list(docs), self.descriptions, [True] * len(self.labels), support))
+        prompted = [True] * len(self.labels)
+        return self.model.predict(BinderInput(list(docs), self.descriptions, prompted, support, support_weight >= 1))
 
     def set_annotations(self, docs: Iterable[Doc], scores: BinderScores) -> None:
         self._annotate(list(docs), scores, self._controls(None, None, None))

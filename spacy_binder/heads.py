@@ -95,6 +95,7 @@ class BinderHeads(nn.Module):
         prompt_label: Optional[torch.Tensor] = None,
         embeddings: bool = False,
         support: Optional[Support] = None,
+        support_alone: bool = False,
     ) -> Tuple[Optional[torch.Tensor], ...]:
         """Score every window position and span against every type.
 
@@ -104,7 +105,8 @@ class BinderHeads(nn.Module):
         prompt_label: (W, P) type of each prompt sub-word, -1 elsewhere (None
         without a prompt); embeddings: also return the vectors of the few-shot
         objectives (in training only); support: the span vectors of a support
-        set's mentions, their type indices and its other spans (`span_vectors`).
+        set's mentions, their type indices and its other spans (`span_vectors`);
+        support_alone: the description scores will not count with the support's.
         Returns start (W,T,K), end (W,T,K), span (W,T,max_span_width,K), the
         start, end and span thresholds (W,K), the span embeddings, their
         variances, the prompt embeddings and their variances, and the support
@@ -139,7 +141,7 @@ class BinderHeads(nn.Module):
         else:
             thresholds = self._dynamic_thresholds(h_cls, (e_start, e_end, e_span), widths[0], scale)
         if support is not None:
-            described = span > thresholds[SPAN][:, None, None, :]
+            described = (span > thresholds[SPAN][:, None, None, :]) & (not support_alone)
             support_margin = _support_margin(parts, support, described) * scale[SPAN]
         label_embedding = label_variance = None
         # Prompt vectors only serve the objectives; computed once more at
@@ -253,24 +255,37 @@ class SpanParts:
 
     def cosines(self, vectors: torch.Tensor) -> torch.Tensor:
         """(W, T, max_span_width, K): each span's cosine with each unit vector (K, D)."""
-        start_dot = self.from_start @ vectors.T  # (W, T, K)
-        end_dot = self.from_end @ vectors.T
-        width_dot = self.widths @ vectors.T  # (max_span_width, K)
-        dot = start_dot[:, :, None] + _gather_tokens(end_dot, self.ends) + width_dot
-        return dot / self.norm[..., None]
+        return self._dot(vectors) / self.norm[..., None]
 
+    def _dot(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(W, T, max_span_width, K): each span vector's dot product with each
+        vector (K, D), built in place (no autograd op here saves its output)."""
+        dot = _gather_tokens(self.from_end @ vectors.T, self.ends)
+        dot += (self.from_start @ vectors.T)[:, :, None]
+        dot += self.widths @ vectors.T  # (max_span_width, K)
+        return dot
+
+    @torch.no_grad()
     def nearest(self, vectors: torch.Tensor, labels: torch.Tensor, n_labels: int) -> torch.Tensor:
         """(W, T, max_span_width, n_labels): each span's highest cosine with the
         vectors (N, D) of each label (labels: (N,) index per vector; -inf where a
-        label has none). Taken in chunks of vectors, to bound memory."""
+        label has none). Taken in chunks of vectors, to bound memory; divided by
+        the (positive) norm once, after the max: this pass dominates
+        nearest-support time."""
         best = torch.full((*self.norm.shape, n_labels), -math.inf, device=self.norm.device)
         for first in range(0, len(vectors), NEAREST_CHUNK):
-            chunk = slice(first, first + NEAREST_CHUNK)
-            cosines = self.cosines(vectors[chunk])
-            for label in labels[chunk].unique().tolist():
-                of_label = cosines[..., labels[chunk] == label].amax(-1)
-                best[..., label] = torch.maximum(best[..., label], of_label)
-        return best
+            dot = self._dot(vectors[first:first + NEAREST_CHUNK])
+            chunk_labels = labels[first:first + NEAREST_CHUNK]
+            for label in chunk_labels.unique().tolist():
+                of_label = dot if n_labels == 1 else dot[..., chunk_labels == label]
+                best[..., label] = torch.maximum(best[..., label], of_label.amax(-1))
+        return best / self.norm[..., None]
+
+    def max_cosine_at(self, w: torch.Tensor, i: torch.Tensor, width: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """(N,): the highest cosine of each span (window, start token, width)
+        given with the unit vectors (K, D), in chunks of spans."""
+        spans = zip(*(index.split(EXACT_CHUNK) for index in (w, i, width)))
+        return torch.cat([(self.unit_vectors_at(*chunk) @ vectors.T).amax(-1) for chunk in spans])
 
 
 def _token_states(
@@ -291,7 +306,9 @@ def _support_margin(parts: SpanParts, support: Support, described: torch.Tensor)
     The nearest other span is searched among all of them (thousands) only for
     the spans that some support weight could predict: those above a type's
     description threshold (`described`, (W, T, max_span_width, K)) or closer
-    to a mention than to a few probe spans. For the rest, the probes give a
+    to a mention than to every probe span. Probes come in two rounds: a few
+    spans near the mentions and spread over the rest, then the nearest other
+    spans of a sample of the spans still open. For the rest, the probes give a
     lower bound of that cosine, so their margin is an upper bound that is
     already <= 0: they are not predicted at any weight, as with the exact value.
     """
@@ -304,14 +321,26 @@ def _support_margin(parts: SpanParts, support: Support, described: torch.Tensor)
         return nearest_mention + 1.0
     probes = outside[_probe_rows(mentions, outside)]
     nearest_outside = parts.nearest(probes, torch.zeros(len(probes), dtype=torch.long), 1)[..., 0]
-    has_mentions = torch.isfinite(nearest_mention)
-    open_ = ((nearest_mention > nearest_outside[..., None]) | described) & has_mentions
-    w, i, width = open_.any(-1).nonzero(as_tuple=True)
+    w, i, width = _open(nearest_mention, nearest_outside, described).nonzero(as_tuple=True)
+    if len(w) > N_PROBES:
+        sample = torch.linspace(0, len(w) - 1, N_PROBES, device=w.device).long()
+        nearest_of_sample = (parts.unit_vectors_at(w[sample], i[sample], width[sample]) @ outside.T).argmax(-1)
+        bound = parts.max_cosine_at(w, i, width, outside[nearest_of_sample.unique()])
+        nearest_outside[w, i, width] = torch.maximum(nearest_outside[w, i, width], bound)
+        still = _open(nearest_mention[w, i, width], nearest_outside[w, i, width], described[w, i, width])
+        w, i, width = w[still], i[still], width[still]
     if len(w):
-        vectors = parts.unit_vectors_at(w, i, width)
-        exact = torch.cat([(chunk @ outside.T).amax(-1) for chunk in vectors.split(EXACT_CHUNK)])
+        exact = parts.max_cosine_at(w, i, width, outside)
         nearest_outside[w, i, width] = torch.maximum(nearest_outside[w, i, width], exact)
     return nearest_mention - nearest_outside[..., None]
+
+
+def _open(nearest_mention: torch.Tensor, nearest_outside: torch.Tensor, described: torch.Tensor) -> torch.Tensor:
+    """The spans whose support margin must be exact: some type has support
+    mentions, and the span is above its description threshold or nearer one of
+    those mentions than the bound on its nearest other span."""
+    could = (nearest_mention > nearest_outside[..., None]) | described
+    return (could & torch.isfinite(nearest_mention)).any(-1)
 
 
 def _probe_rows(mentions: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:

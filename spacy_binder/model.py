@@ -22,12 +22,15 @@ from .support import SupportSpans, SupportVectors, select_spans
 class BinderInput(NamedTuple):
     """The docs, the text of each type for the type encoder, whether the text
     encoder's label prompt (if any) writes it, and a support set whose
-    mentions the spans are compared with (prediction only)."""
+    mentions the spans are compared with (prediction only). support_alone: the
+    support decides without the descriptions (support weight 1), so no span
+    needs its exact support margin for being above its description threshold."""
 
     docs: List[Doc]
     descriptions: List[str]
     prompted: List[bool]
     support: Optional[SupportSpans] = None
+    support_alone: bool = False
 
 
 InT = BinderInput
@@ -120,7 +123,7 @@ def init(model: Model, X: Optional[InT] = None, Y=None) -> None:
 
 
 def forward(model: Model, inputs: InT, is_train: bool) -> Tuple[BinderScores, Callable]:
-    docs, descriptions, prompted, support = BinderInput(*inputs)
+    docs, descriptions, prompted, support, support_alone = BinderInput(*inputs)
     if support is not None and is_train:
         raise ValueError("binder_ner's support set serves prediction only; train on its Docs instead.")
     prompt = [text if written else None for text, written in zip(descriptions, prompted)]
@@ -131,7 +134,7 @@ def forward(model: Model, inputs: InT, is_train: bool) -> Tuple[BinderScores, Ca
         return empty, lambda d_scores: inputs
     vectors = None if support is None else support_vectors(model, support, prompt).tensors
     outputs, backprop_heads = model.get_ref("heads")(
-        (encoded, types, model.attrs["embeddings"], vectors), is_train
+        (encoded, types, model.attrs["embeddings"], vectors, support_alone), is_train
     )
     scores = BinderScores(*outputs, windows=encoded.windows, n_docs=len(docs))
 
@@ -232,9 +235,9 @@ def _empty_scores(windows: Windows, n_docs: int, n_types: int, model: Model) -> 
 
 
 def _heads_inputs(
-    model: Model, inputs: Tuple[EncodedWindows, torch.Tensor, bool, Optional[Support]], is_train: bool
+    model: Model, inputs: Tuple[EncodedWindows, torch.Tensor, bool, Optional[Support], bool], is_train: bool
 ) -> Tuple[ArgsKwargs, Callable]:
-    encoded, types, embeddings, support = inputs
+    encoded, types, embeddings, support, support_alone = inputs
     # Detached leaves: the heads' backward stops here and hands the gradients to
     # the encoders' own backprop callbacks.
     hidden = encoded.hidden.detach().requires_grad_(is_train)
@@ -247,7 +250,7 @@ def _heads_inputs(
     def backprop(d_inputs: ArgsKwargs) -> Tuple[torch.Tensor, torch.Tensor]:
         return d_inputs.args[0], d_inputs.args[1]
 
-    args = (hidden, types, first_wp, last_wp, prompt_label, embeddings, support)
+    args = (hidden, types, first_wp, last_wp, prompt_label, embeddings, support, support_alone)
     return ArgsKwargs(args=args, kwargs={}), backprop
 
 

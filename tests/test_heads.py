@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch.nn.functional import normalize
 
@@ -73,12 +74,16 @@ def test_a_support_mention_is_its_own_nearest_neighbour():
     assert margin[0, 0, 0, 1] < 0  # a support outside span is closer to itself
 
 
-def test_support_margin_is_exact_wherever_a_support_weight_could_predict():
+@pytest.mark.parametrize(
+    "n_windows,n_tokens,described_share",
+    [(3, 9, 0.1), (8, 24, 0.1), (8, 24, 0.0)],  # fewer open spans than probes; more (a second round); support alone
+)
+def test_support_margin_is_exact_wherever_a_support_weight_could_predict(n_windows, n_tokens, described_share):
     """The pruned search for the nearest other span: wherever its margin
     differs from the brute-force one, both are <= 0 and the description is below
     its threshold, so no weight in [0, 1] predicts the span either way."""
     torch.manual_seed(1)
-    n_windows, n_tokens, width, max_width, n_types = 3, 9, 8, 4, 3
+    width, max_width, n_types = 8, 4, 3
     a, b = torch.randn(n_windows, n_tokens, width), torch.randn(n_windows, n_tokens, width)
     c = torch.randn(max_width, width)
     ends = (torch.arange(n_tokens)[:, None] + torch.arange(max_width)).clamp(max=n_tokens - 1)
@@ -86,7 +91,7 @@ def test_support_margin_is_exact_wherever_a_support_weight_could_predict():
     mentions = normalize(torch.randn(6, width), dim=-1)
     mention_types = torch.tensor([0, 0, 1, 1, 1, 0])  # type 2 has none
     outside = normalize(torch.randn(700, width), dim=-1)
-    described = torch.rand(n_windows, n_tokens, max_width, n_types) > 0.9
+    described = torch.rand(n_windows, n_tokens, max_width, n_types) < described_share
     margin = _support_margin(parts, (mentions, mention_types, outside), described)
     dense = dense_span_cosines(a, b, c, ends, torch.cat([mentions, outside]))
     exact = torch.stack([dense[..., :6][..., mention_types == k].amax(-1) for k in (0, 1)], -1)

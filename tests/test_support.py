@@ -64,6 +64,21 @@ def test_weight_zero_is_plain_prediction_and_the_support_changes_scores(nested_c
     assert mixed != plain
 
 
+def test_scores_predicted_below_weight_one_decode_as_at_one(nested_copy):
+    """At weight 1 the model skips the exact margins the descriptions would
+    need; what it predicts is what a pass that computes them all predicts."""
+    nlp = nested_copy
+    ner = nlp.get_pipe("binder_ner")
+    ner.add_support(support_docs(nlp, NESTED_DATA[:3]))
+    docs = [nlp.make_doc(text) for text, _ in NESTED_DATA]
+    alone = ner.predict(docs, support_weight=1.0)
+    ner.set_annotations(docs, alone)
+    expected = [[(s.start, s.end, s.label_) for s in doc.spans[ner.key]] for doc in docs]
+    assert any(expected)
+    ner.set_annotations(docs, ner.predict(docs, support_weight=0.5))
+    assert [[(s.start, s.end, s.label_) for s in doc.spans[ner.key]] for doc in docs] == expected
+
+
 def test_support_round_trips_by_disk_bytes_and_package(nested_copy, tmp_path):
     nlp = nested_copy
     ner = nlp.get_pipe("binder_ner")
