@@ -152,10 +152,12 @@ def init_config_command(
 def quantize(
     pipeline: Path = typer.Argument(..., exists=True, file_okay=False, help="A trained pipeline folder"),
     output: Path = typer.Argument(..., help="The folder of the int8 pipeline to write"),
+    ahead: bool = typer.Option(True, "--compile/--no-compile", help="Compile the encoder now, for this machine's CPU, so that processes loading the pipeline predict at once (else each compiles it before its first batch)"),
 ) -> None:
     """Write a copy of a trained pipeline whose binder_ner text encoders run int8
     on CPU (spacy.load, to_disk and spacy package as usual; it cannot be trained)."""
-    from .quantize import quantize_overrides  # torch and transformers: only for this command
+    from .encoders import hf_objects  # torch and transformers: only for this command
+    from .quantize import quantize_overrides
 
     try:
         overrides = quantize_overrides(spacy.util.load_config(pipeline / "config.cfg"))
@@ -163,6 +165,9 @@ def quantize(
     except (ValueError, ImportError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1)
+    for name in [key.split(".")[1] for key in overrides] if ahead else []:
+        typer.echo(f"compiling {name}'s int8 text encoder for this CPU (a minute or two)...")
+        hf_objects(nlp.get_pipe(name).model.get_ref("text_encoder")).transformer.compile_ahead()
     nlp.to_disk(output)
     typer.echo(f"wrote {output}: {', '.join(overrides)} = int8")
 

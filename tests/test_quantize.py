@@ -1,13 +1,17 @@
-"""int8 text encoder: made by the command or at load time, round trips, refuses training."""
+"""int8 text encoder: made by the command (compiled ahead of time) or at load
+time, round trips, falls back where the compiled encoder does not fit, refuses training."""
 import numpy
 import pytest
 import spacy
+import torch
 from typer.testing import CliRunner
 
 from util import ROUND_TRIP_TEXTS as TEXTS
 from util import annotations, make_examples, make_nlp, package_and_load, predicted
+from spacy_binder import BinderWarning
+from spacy_binder import quantize
 from spacy_binder.cli import app
-from spacy_binder.quantize import Int8Transformer
+from spacy_binder.quantize import AheadOfTime, Int8Transformer, build_target
 
 OVERRIDE = {"components.binder_ner.model.text_encoder.quantize": "int8"}
 
@@ -30,14 +34,54 @@ def pipelines(trained_nested, tmp_path_factory):
 
 def test_command_writes_an_int8_pipeline_close_to_fp32(pipelines, trained_nested):
     int8 = spacy.load(pipelines[1])
-    shim = int8.get_pipe("binder_ner").model.get_ref("text_encoder").get_ref("transformer").shims[0]
-    assert isinstance(shim._model, Int8Transformer)
-    weight = shim._model.transformer.encoder.layer[0].attention.self.query.weight
+    encoder = int8_encoder(int8)
+    assert isinstance(encoder, Int8Transformer)
+    weight = encoder.transformer.encoder.layer[0].attention.self.query.weight
     assert type(weight).__name__ == "Int8Tensor" and weight.qdata.dtype.is_signed
     fp32_spans = {(i, span) for i, doc in enumerate(trained_nested.pipe(TEXTS)) for span in predicted(doc)}
     int8_spans = {(i, span) for i, doc in enumerate(int8.pipe(TEXTS)) for span in predicted(doc)}
     assert fp32_spans
     assert len(fp32_spans & int8_spans) >= 0.8 * len(fp32_spans | int8_spans)
+
+
+def int8_encoder(nlp):
+    return nlp.get_pipe("binder_ner").model.get_ref("text_encoder").get_ref("transformer").shims[0]._model
+
+
+def test_loading_the_commands_pipeline_compiles_nothing(pipelines, monkeypatch):
+    """The encoder compiled by the command is stored with the pipeline: a process
+    that loads it predicts without torch.compile."""
+    expected = annotations(spacy.load(pipelines[0], config=OVERRIDE))  # compiled in this process
+
+    def no_compile(*args, **kwargs):
+        raise AssertionError("torch.compile was called")
+
+    monkeypatch.setattr(torch, "compile", no_compile)
+    int8 = spacy.load(pipelines[1])
+    assert int8_encoder(int8).ahead is not None
+    assert_identical(expected, annotations(int8))
+
+
+def test_a_compiled_encoder_for_another_cpu_falls_back_with_a_warning(pipelines, monkeypatch):
+    expected = annotations(spacy.load(pipelines[1]))
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"fpu", "sse2"}))
+    int8 = spacy.load(pipelines[1])
+    with pytest.warns(BinderWarning, match=r"does not fit this process: this CPU lacks \d+ of the compiling CPU's features"):
+        assert_identical(expected, annotations(int8))
+
+
+def test_a_package_from_another_torch_is_not_run():
+    target = {**build_target(["input_ids"]), "torch": "1.0.0"}
+    assert AheadOfTime(b"", target).misfit() == f"it was compiled by torch 1.0.0, this is torch {torch.__version__}"
+    assert AheadOfTime(b"", build_target(["input_ids"])).misfit() is None
+
+
+def test_no_compile_writes_an_int8_pipeline_that_compiles_when_it_predicts(pipelines, tmp_path):
+    result = CliRunner().invoke(app, ["quantize", str(pipelines[0]), str(tmp_path / "int8"), "--no-compile"])
+    assert result.exit_code == 0, result.output
+    int8 = spacy.load(tmp_path / "int8")
+    assert int8_encoder(int8).ahead is None
+    assert_identical(annotations(spacy.load(pipelines[1])), annotations(int8))
 
 
 def test_int8_round_trips_identically_by_disk_and_package(pipelines, tmp_path):
