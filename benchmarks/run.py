@@ -125,9 +125,10 @@ def measure_training_speed(
     return {name: rounds * run.words(name) / sum(seconds[name]) for name in run.nlps}
 
 
-def quantize(model: Path, output: Path) -> Path:
+def quantize(model: Path, output: Path, compile_ahead: bool = True) -> Path:
     """The int8 copy of a trained pipeline, made by the command users run."""
-    run_command([sys.executable, "-m", "spacy_binder", "quantize", str(model), str(output)])
+    ahead = "--compile" if compile_ahead else "--no-compile"
+    run_command([sys.executable, "-m", "spacy_binder", "quantize", str(model), str(output), ahead])
     return output
 
 
@@ -174,6 +175,7 @@ def main(
     rounds: int = 2,
     train_speed_steps: int = 4,
     max_sentences: int = typer.Option(0, help="Cut every split to this many docs (smoke runs)"),
+    int8_compile: bool = typer.Option(True, "--int8-compile/--no-int8-compile", help="quantize compiles the int8 encoder ahead of time, as users get it (off: each process compiles it; smoke runs)"),
     reuse_trained: bool = typer.Option(False, help="Keep pipelines already trained in --work-dir; measure again"),
 ) -> None:
     encoder_path = resolve_encoder_name(encoder)
@@ -207,7 +209,7 @@ def main(
                 models[s.name] = out / "model-best"
         for s in systems:
             if s.quantized:
-                models[s.name] = quantize(models[s.trained_as], work_dir / corpus / slug(s.name))
+                models[s.name] = quantize(models[s.trained_as], work_dir / corpus / slug(s.name), int8_compile)
             elif s.trained_as is not None:
                 models[s.name] = models[s.trained_as]
         typer.secho(f"\n=== {corpus}: accuracy and inference speed on {eval_split}", bold=True)
