@@ -175,9 +175,11 @@ def main(
     rounds: int = 2,
     train_speed_steps: int = 4,
     max_sentences: int = typer.Option(0, help="Cut every split to this many docs (smoke runs)"),
-    int8_compile: bool = typer.Option(True, "--int8-compile/--no-int8-compile", help="quantize compiles the int8 encoder ahead of time, as users get it (off: each process compiles it; smoke runs)"),
+    int8_compile: str = typer.Option("ahead", help="'ahead': quantize compiles the int8 encoder ahead of time, as users get it; 'in-process': each process compiles it (smoke runs)"),
     reuse_trained: bool = typer.Option(False, help="Keep pipelines already trained in --work-dir; measure again"),
 ) -> None:
+    if int8_compile not in ("ahead", "in-process"):
+        raise typer.BadParameter(f"--int8-compile {int8_compile!r}: use 'ahead' or 'in-process'")
     encoder_path = resolve_encoder_name(encoder)
     results_dir.mkdir(parents=True, exist_ok=True)
     for corpus in [c.strip() for c in corpora.split(",") if c.strip()]:
@@ -209,7 +211,7 @@ def main(
                 models[s.name] = out / "model-best"
         for s in systems:
             if s.quantized:
-                models[s.name] = quantize(models[s.trained_as], work_dir / corpus / slug(s.name), int8_compile)
+                models[s.name] = quantize(models[s.trained_as], work_dir / corpus / slug(s.name), int8_compile == "ahead")
             elif s.trained_as is not None:
                 models[s.name] = models[s.trained_as]
         typer.secho(f"\n=== {corpus}: accuracy and inference speed on {eval_split}", bold=True)

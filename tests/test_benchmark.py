@@ -119,7 +119,7 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
     args = {
         "encoder": tiny_bert, "data_dir": SHARED_DATA, "bench_steps": 4, "bench_eval_frequency": 2, "bench_warmup_steps": 1,
         "bench_max_sentences": 24, "bench_scaling": "300,600", "bench_results": results, "bench_report": report,
-        "bench_int8": "--no-int8-compile",  # the compiled path is tests/test_quantize.py's
+        "bench_int8": "in-process",  # the compiled path is tests/test_quantize.py's
     }
     overrides = [item for key, value in args.items() for item in (f"--vars.{key}", str(value))]
     done = subprocess.run(
