@@ -259,11 +259,50 @@ def supervised_table(results_dir: Path) -> List[str]:
     return lines
 
 
+# zero-shot targets of the leave-one-out sources (benchmarks/zeroshot_sources.py): F1 wanted
+HELD_OUT_TARGETS = {"ncbi Disease": 35, "bc5cdr Disease": 30, "bc5cdr Chemical": 45, "genia": 20}
+CONLL_LOSS = 3  # CoNLL-2003 test F1 a source may give up against the CoNLL-only one
+
+
+def sources_section(path: Path) -> List[str]:
+    """Zero-shot from sources trained on many corpora, each target left out."""
+    data = json.loads(path.read_text())
+    settings = data.pop("settings")
+    baseline = data["CoNLL-2003 only"]
+    f1 = lambda row, key: f"{100 * row[key]['f1']:.1f}" if key in row else "–"
+    lines = [
+        "## Zero-shot from many corpora, each target left out",
+        "",
+        f"From `{path.resolve().relative_to(ROOT)}` (`benchmarks/zeroshot_sources.py`; each source "
+        f"{settings['steps']} steps, the CoNLL-only source's budget). A target's source never saw its corpus nor",
+        "a label of its kind; each cell is F1 from the target's descriptions alone (GENIA: its train split,",
+        "all five types; BC5CDR: one type at a time). Every source is also scored on CoNLL-2003 test.",
+        "",
+        "| source | " + " | ".join(HELD_OUT_TARGETS) + " | CoNLL-2003 test | train s |",
+        "|---|" + "---|" * (len(HELD_OUT_TARGETS) + 2),
+    ]
+    for name, row in data.items():
+        seconds = f"{row['train_seconds']:.0f}" if "train_seconds" in row else "–"
+        lines.append(f"| {name} | " + " | ".join(f1(row, key) for key in HELD_OUT_TARGETS) + f" | {f1(row, 'conll test')} | {seconds} |")
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    for target, wanted in HELD_OUT_TARGETS.items():
+        held = [(name, row[target]["f1"]) for name, row in data.items() if target in row and name != "CoNLL-2003 only"]
+        for name, value in held:
+            lines.append(f"| {target} zero-shot ≥ {wanted} ({name}) | {100 * value:.1f} (CoNLL-only source: "
+                         f"{100 * baseline[target]['f1']:.1f}) | {'yes' if 100 * value >= wanted else 'no'} |")
+    for name, row in data.items():
+        if name != "CoNLL-2003 only" and "conll test" in row:
+            loss = 100 * (baseline["conll test"]["f1"] - row["conll test"]["f1"])
+            lines.append(f"| CoNLL-2003 test loses ≤ {CONLL_LOSS} F1 ({name}) | {loss:+.1f} lost | {'yes' if loss <= CONLL_LOSS else 'no'} |")
+    return lines + [""]
+
+
 def main(
     results_dir: Path,
     output: Path,
     support_dir: Path = typer.Option(None, help="Results of the nearest-support benchmark (a section of their own)"),
     before_dir: Path = typer.Option(None, help="Results of (b) with the earlier fine-tuning settings, same source (a row of that section)"),
+    sources: Path = typer.Option(None, help="Results of benchmarks/zeroshot_sources.py (a section of their own)"),
 ) -> None:
     results = {
         path.stem[len("fewshot_"):]: json.loads(path.read_text())
@@ -297,6 +336,8 @@ def main(
         lines.append("")
     if support_dir is not None:
         lines += support_section(support_dir, before_dir)
+    if sources is not None:
+        lines += sources_section(sources)
     supervised = supervised_table(results_dir)
     if supervised:
         lines += [

@@ -6,7 +6,7 @@ max_span_width) where span (w, i, k) runs from token i to token i + k of window
 w, and each score array ends in a type axis.
 """
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import AbstractSet, List, Mapping, Optional, Sequence, Tuple
 
 import numpy
 import torch
@@ -134,6 +134,11 @@ class BinderScores:
 
 # Gold spans of one Doc: (start, end_exclusive, type index) on its tokens.
 GoldSpans = List[Tuple[int, int, int]]
+# The labels a Doc's gold spans are complete for; None: every label.
+Scope = Optional[AbstractSet[str]]
+# Where a corpus annotates only some labels (`python -m spacy_binder merge`):
+# doc.spans[spans_key].attrs[SCOPE_ATTR] lists them.
+SCOPE_ATTR = "annotated_labels"
 
 
 def gold_of(doc: Doc, spans_key: str, flat: bool) -> Optional[List[Span]]:
@@ -144,6 +149,25 @@ def gold_of(doc: Doc, spans_key: str, flat: bool) -> Optional[List[Span]]:
     if flat and doc.has_annotation("ENT_IOB"):
         return list(doc.ents)
     return None
+
+
+def scope_of(doc: Doc, spans_key: str) -> Scope:
+    """The labels a Doc is annotated for: its span group's SCOPE_ATTR, else every label."""
+    if spans_key in doc.spans and SCOPE_ATTR in doc.spans[spans_key].attrs:
+        return frozenset(doc.spans[spans_key].attrs[SCOPE_ATTR])
+    return None
+
+
+def scope_mask(scopes: Sequence[Scope], type_labels: Sequence[Optional[str]]) -> Optional[numpy.ndarray]:
+    """(n_docs, n_types): whether each Doc's annotation covers each type, or
+    None when all do. type_labels: the label each type stands for; None for
+    types every Doc covers (mention texts, negative types)."""
+    if all(scope is None for scope in scopes):
+        return None
+    return numpy.array(
+        [[scope is None or label is None or label in scope for label in type_labels] for scope in scopes],
+        dtype=bool,
+    ).reshape(len(scopes), len(type_labels))
 
 
 def label_gold(spans_per_doc: Sequence[Sequence[Span]], index: Mapping[str, int]) -> List[GoldSpans]:
@@ -158,11 +182,15 @@ class StepTypes:
     texts: what the type encoder reads for each type. prompted: whether the
     label prompt (if any) writes it; the type sampler's mention types are not
     written, as that would hand the text encoder the very strings it must find.
+    known: (n_docs, n_types), whether each Doc is annotated for each type
+    (`scope_mask`); None when every Doc is. Other pairs are left out of the
+    loss: an unannotated label's mentions are neither positives nor negatives.
     """
 
     texts: List[str]
     prompted: List[bool]
     gold: List[GoldSpans]
+    known: Optional[numpy.ndarray] = None
 
 
 @dataclass
@@ -174,6 +202,7 @@ class GoldTargets:
     span: torch.Tensor  # (W, T, max_span_width, K)
     n_too_wide: int  # gold spans wider than max_span_width (cannot be learned)
     n_unaligned: int  # gold spans starting or ending on a token with no sub-word
+    known: Optional[torch.Tensor] = None  # (W, K): the window's Doc is annotated for the type
 
 
 def gold_targets(
@@ -182,10 +211,12 @@ def gold_targets(
     n_labels: int,
     max_span_width: int,
     device: torch.device,
+    known: Optional[numpy.ndarray] = None,
 ) -> GoldTargets:
     """Place gold (start, end_exclusive, label) spans of each Doc in the windows.
 
     A span belongs to every window that wholly contains it, as in the paper.
+    known: (n_docs, n_labels) from `StepTypes.known`, spread over the windows.
     """
     shape = (len(windows), windows.n_tokens, n_labels)
     start = numpy.zeros(shape, dtype=bool)
@@ -215,6 +246,7 @@ def gold_targets(
             if not placed and width < max_span_width and len(doc_windows):
                 n_unaligned += 1
     as_tensor = lambda a: torch.from_numpy(a).to(device)
+    window_known = None if known is None else as_tensor(numpy.ascontiguousarray(known[windows.doc_index]))
     return GoldTargets(
-        as_tensor(start), as_tensor(end), as_tensor(span), n_too_wide, n_unaligned
+        as_tensor(start), as_tensor(end), as_tensor(span), n_too_wide, n_unaligned, window_known
     )

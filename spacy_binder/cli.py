@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import spacy
+import srsly
 import typer
 from spacy.tokens import DocBin
 
@@ -77,6 +78,45 @@ def distant(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1)
     _finish(docs, report, output)
+
+
+@app.command()
+def merge(
+    output: Path = typer.Argument(..., help="The .spacy file to write"),
+    inputs: List[Path] = typer.Argument(..., exists=True, dir_okay=False, help="The .spacy corpora to merge"),
+    descriptions: List[Path] = typer.Option([], exists=True, dir_okay=False, help="JSONL of {\"label\", \"description\"} (repeatable; the first naming a label wins)"),
+    types_output: Optional[Path] = typer.Option(None, help="Write the descriptions of the merged corpus's labels here (needs --descriptions)"),
+    exclude_label: List[str] = typer.Option([], help="Leave this label and its mentions out everywhere (repeatable): a leave-one-out source"),
+    silver: Optional[str] = typer.Option(None, help="A spaCy pipeline (package name or folder) whose entities of --silver-label are added"),
+    silver_label: List[str] = typer.Option([], help="A label of --silver's ner to add as silver mentions (repeatable)"),
+    limit: int = typer.Option(0, help="Docs read from each input, the first ones (0: all)"),
+    spans_key: str = typer.Option("sc", help="Key of the gold span group"),
+    lang: str = typer.Option("en", help="Language of the vocabulary"),
+) -> None:
+    """Merge corpora into one .spacy file whose Docs each keep the labels their
+    corpus annotates (binder_ner's loss and scorer leave the others out there)."""
+    from .convert.merge import add_silver, corpus_labels, merge_corpora, merge_descriptions
+
+    if types_output is not None and not descriptions:
+        raise typer.BadParameter("--types-output writes descriptions read from --descriptions: give at least one file.")
+    if bool(silver) != bool(silver_label):
+        raise typer.BadParameter("Silver labels need both --silver PIPELINE and at least one --silver-label.")
+    try:
+        docs, report = merge_corpora(inputs, spacy.blank(lang).vocab, spans_key=spans_key, exclude=exclude_label, limit=limit)
+        if silver:
+            typer.echo(f"silver labels {', '.join(silver_label)} from {silver} over {len(docs)} docs...")
+            report.silver = add_silver(docs, spacy.load(silver), silver_label, spans_key=spans_key)
+        types = merge_descriptions(descriptions, corpus_labels(docs, spans_key), report) if descriptions else None
+    except (ValueError, OSError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(docs=docs).to_disk(output)
+    if types_output is not None:
+        srsly.write_jsonl(types_output, [{"label": label, "description": text} for label, text in sorted(types.items())])
+    for line in report.lines():
+        typer.echo(line)
+    typer.echo(f"wrote {len(docs)} docs to {output}" + (f" and {len(types)} types to {types_output}" if types_output else ""))
 
 
 @app.command("fewshot-sample")

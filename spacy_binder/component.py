@@ -15,7 +15,7 @@ from spacy.util import ensure_path, minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from .batch import BinderScores, StepTypes, gold_of, gold_targets, label_gold
+from .batch import BinderScores, Scope, StepTypes, gold_of, gold_targets, label_gold, scope_mask, scope_of
 from .decode import STRATEGIES, check_support_weight, decode, min_scores, select
 from .defaults import ENCODER, SUPPORT_WEIGHT
 from .encoders import window_layout
@@ -385,18 +385,24 @@ class BinderNER(TrainablePipe):
         """Each example's gold spans, on its predicted tokens."""
         return [eg.get_aligned_spans_y2x(self._reference_spans(eg), allow_overlap=True) for eg in examples]
 
-    def _label_types(self, gold_spans: Sequence[Sequence[Span]]) -> StepTypes:
-        """Every label, with its gold spans."""
+    def _scopes(self, examples: Iterable[Example]) -> List[Scope]:
+        """The labels each example is annotated for (None: all of them)."""
+        return [scope_of(eg.reference, self.key) for eg in examples]
+
+    def _label_types(self, gold_spans: Sequence[Sequence[Span]], scopes: Sequence[Scope] = ()) -> StepTypes:
+        """Every label, with its gold spans (and, given scopes, which Docs annotate it)."""
         gold = label_gold(gold_spans, {label: k for k, label in enumerate(self.labels)})
-        return StepTypes(list(self.descriptions), [True] * len(self.labels), gold)
+        known = scope_mask(scopes, self.labels) if scopes else None
+        return StepTypes(list(self.descriptions), [True] * len(self.labels), gold, known)
 
     def _step_types(self, examples: Sequence[Example]) -> StepTypes:
         """What one update contrasts: every label, or the type sampler's draw."""
         gold_spans = self._gold_spans(examples)
+        scopes = self._scopes(examples)
         if self.type_sampler is None or not self.cfg["sample_types"]:
-            return self._label_types(gold_spans)
+            return self._label_types(gold_spans, scopes)
         docs = [eg.predicted for eg in examples]
-        return self.type_sampler.step(self.labels, self.descriptions, docs, gold_spans)
+        return self.type_sampler.step(self.labels, self.descriptions, docs, gold_spans, scopes)
 
     def _warn_unlearnable(self, examples: Iterable[Example]) -> None:
         """Count the gold spans of these examples (a sample of those with gold
@@ -544,10 +550,13 @@ class BinderNER(TrainablePipe):
         return losses
 
     def get_loss(self, examples: Iterable[Example], scores: BinderScores) -> Tuple[float, BinderScores]:
-        return self._loss(scores, self._label_types(self._gold_spans(examples)))
+        examples = list(examples)
+        return self._loss(scores, self._label_types(self._gold_spans(examples), self._scopes(examples)))
 
     def _loss(self, scores: BinderScores, step: StepTypes) -> Tuple[float, BinderScores]:
-        gold = gold_targets(scores.windows, step.gold, len(step.texts), scores.max_span_width, scores.span.device)
+        gold = gold_targets(
+            scores.windows, step.gold, len(step.texts), scores.max_span_width, scores.span.device, step.known
+        )
         return self.loss.get_grad(scores, gold)
 
     def finish_update(self, sgd: Optimizer) -> None:

@@ -6,9 +6,11 @@ threshold ([CLS] or the (0, 0) span) and every candidate that is not gold for k
 (other gold mentions of k are left out). The threshold term is a softmax over
 the threshold and those same negatives, with the threshold as the positive, so
 the threshold learns to beat every non-entity candidate of its window.
+A (window, type) pair whose Doc is not annotated for the type (a corpus that
+annotates other labels, `GoldTargets.known`) adds no term at all.
 """
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from spacy.util import registry
@@ -18,13 +20,18 @@ from .contrastive import MASKED, SIMILARITIES, context_context, context_label
 
 
 def contrastive_terms(
-    logits: torch.Tensor, threshold: torch.Tensor, valid: torch.Tensor, gold: torch.Tensor
+    logits: torch.Tensor,
+    threshold: torch.Tensor,
+    valid: torch.Tensor,
+    gold: torch.Tensor,
+    known: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Summed mention and threshold losses of one head.
 
     logits: (W, ..., K); threshold: (W, K); valid: (W, ...) candidates;
-    gold: (W, ..., K). Returns (mention loss sum, number of gold candidates,
-    threshold loss sum, number of (window, type) pairs).
+    gold: (W, ..., K); known: (W, K) pairs that count, None for all. Returns
+    (mention loss sum, number of gold candidates, threshold loss sum, number
+    of (window, type) pairs).
     """
     n_windows, n_types = threshold.shape
     logits = logits.reshape(n_windows, -1, n_types)
@@ -35,8 +42,11 @@ def contrastive_terms(
     lse_negative = torch.logsumexp(logits.masked_fill(~negative, MASKED), dim=1)
     threshold_loss = torch.logaddexp(threshold, lse_negative) - threshold
     others = torch.logaddexp(lse_negative, threshold)[:, None, :]
+    if known is not None:
+        positive = positive & known[:, None, :]
+        threshold_loss = threshold_loss[known]
     mention_loss = (torch.logaddexp(logits, others) - logits)[positive]
-    return mention_loss.sum(), positive.sum(), threshold_loss.sum(), threshold.numel()
+    return mention_loss.sum(), positive.sum(), threshold_loss.sum(), threshold_loss.numel()
 
 
 @registry.misc("spacy_binder.BinderLoss.v1")
@@ -95,7 +105,7 @@ class BinderLoss:
         )
         mention = threshold = scores.span.new_zeros(())
         for weight, logits, null, valid, positive in heads:
-            m_sum, n_mentions, t_sum, n_pairs = contrastive_terms(logits, null, valid, positive)
+            m_sum, n_mentions, t_sum, n_pairs = contrastive_terms(logits, null, valid, positive, gold.known)
             mention = mention + weight * m_sum / n_mentions.clamp(min=1)
             threshold = threshold + weight * t_sum / max(n_pairs, 1)
         loss = self.mention_weight * mention + (1.0 - self.mention_weight) * threshold

@@ -23,7 +23,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 
-from .batch import StepTypes, label_gold
+from .batch import Scope, StepTypes, label_gold, scope_mask
 from .labels import read_type_descriptions
 from .loss import BinderLoss
 from .support import read_support
@@ -93,9 +93,12 @@ class TypeSampler:
         descriptions: Sequence[str],
         docs: Sequence[Doc],
         gold_spans: Sequence[Sequence[Span]],
+        scopes: Sequence[Scope] = (),
     ) -> StepTypes:
         """The types of one update over `docs`, whose gold spans (on their own
-        tokens) are `gold_spans`, with every type's gold spans."""
+        tokens) are `gold_spans`, with every type's gold spans. scopes: the
+        labels each Doc is annotated for (None: all); a label type is left out
+        of the loss on the others, mention and negative types count on all."""
         mentions = [
             " ".join(token.lower_ for token in span)
             for spans in gold_spans
@@ -114,10 +117,12 @@ class TypeSampler:
                 doc_gold.extend(
                     (start, start + n, k) for start in range(len(words) - n + 1) if words[start : start + n] == phrase
                 )
+        type_labels = [key[1] if key is not None and key[0] == "label" else None for key in keys]
         return StepTypes(
             texts=[text for _, text in types],
             prompted=[key is None or key[0] != "text" for key in keys],
             gold=gold,
+            known=scope_mask(scopes, type_labels) if scopes else None,
         )
 
 

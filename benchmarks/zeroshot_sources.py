@@ -1,0 +1,129 @@
+"""Zero-shot from source pipelines trained on many corpora, each leaving its target out.
+
+python benchmarks/zeroshot_sources.py CORPUS_DIR RESULTS.json --work-dir DIR --baseline MODEL
+
+A target's source is trained on every other corpus of the project (merged with
+`spacy_binder.convert.merge`: each Doc keeps the labels its corpus annotates)
+with no label of the target's kind anywhere (SOURCES), then given the target's
+types from their descriptions alone and scored on the target's evaluation
+split (GENIA: train, never trained on by its source). Each source is also
+scored on CoNLL-2003 test with CoNLL's types: what it gives up against the
+CoNLL-only source (--baseline, scored the same way side by side).
+"""
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import spacy
+import typer
+from spacy.training import Corpus
+
+from common import ROOT, TARGETS, TYPES, data_overrides, evaluate, run_command, slug, train
+from spacy_binder.defaults import ENCODER
+from spacy_binder.init_config import init_config
+from spacy_binder.labels import read_type_descriptions
+from spacy_binder.transfer import retarget
+
+CORPORA = ("conll", "ncbi", "bc5cdr", "genia")
+# source: (corpora, labels left out everywhere)
+SOURCES: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
+    "all corpora": (CORPORA, ()),
+    "without NCBI and Disease": (("conll", "bc5cdr", "genia"), ("Disease",)),
+    "without BC5CDR": (("conll", "ncbi", "genia"), ()),
+    "without GENIA": (("conll", "ncbi", "bc5cdr"), ()),
+}
+# held-out target: (corpus, labels scored, the source that leaves it out)
+HELD_OUT: Dict[str, Tuple[str, Optional[Sequence[str]], str]] = {
+    "ncbi Disease": ("ncbi", None, "without NCBI and Disease"),
+    "bc5cdr Disease": ("bc5cdr", ("Disease",), "without NCBI and Disease"),
+    "bc5cdr Chemical": ("bc5cdr", ("Chemical",), "without BC5CDR"),
+    "genia": ("genia", None, "without GENIA"),
+}
+BASELINE = "CoNLL-2003 only"
+# corpus: (split scored, mode)
+SCORED = {**{name: (spec.test, spec.mode) for name, spec in TARGETS.items()}, "conll": ("test", "flat")}
+GENERAL_CORPUS = ROOT / "project" / "scripts" / "general_corpus.py"
+
+
+def merged_corpus(corpus_dir: Path, out_dir: Path, corpora: Sequence[str], exclude: Sequence[str], limit: int) -> Path:
+    """train.spacy, dev.spacy and types.jsonl of a merged source corpus, by the project's general-corpus script."""
+    if not (out_dir / "types.jsonl").exists():
+        typer.echo(run_command([
+            sys.executable, str(GENERAL_CORPUS), str(corpus_dir), str(out_dir),
+            "--corpora", ",".join(corpora), "--exclude", ",".join(exclude), "--limit", str(limit),
+            *(["--dev-limit", str(limit)] if limit else []),
+        ]))
+    return out_dir
+
+
+def train_source(corpus: Path, out: Path, encoder: str, steps: int) -> Path:
+    """A nested binder_ner with the transfer type sampler (init-config --transfer), as fewshot-source trains."""
+    if (out / "model-last").exists():
+        return out / "model-last"
+    config = out.with_suffix(".cfg")
+    init_config("nested", max_steps=steps, transfer=True).to_disk(config)
+    overrides = {
+        **data_overrides(corpus / "train.spacy", corpus / "dev.spacy", encoder, corpus / "types.jsonl"),
+        "training.eval_frequency": steps,
+    }
+    seconds = train(config, out, overrides)
+    (out / "train_seconds.json").write_text(json.dumps({"train_seconds": seconds}))
+    return out / "model-last"
+
+
+def zero_shot(model: Path, corpus_dir: Path, target: str, labels: Optional[Sequence[str]], max_eval: int) -> Dict:
+    """F1 on a target's evaluation split from its descriptions alone (only `labels` if given)."""
+    types = read_type_descriptions(TYPES / f"{target}.jsonl")
+    if labels is not None:
+        types = {label: types[label] for label in labels}
+    split, mode = SCORED[target]
+    nlp = spacy.load(model)
+    retarget(nlp, types, mode)
+    return evaluate(nlp, Corpus(corpus_dir / target / f"{split}.spacy", limit=max_eval))
+
+
+def main(
+    corpus_dir: Path,
+    results_path: Path,
+    baseline: Path = typer.Option(..., help="Today's CoNLL-only source (fewshot-source's model-best)"),
+    work_dir: Path = typer.Option(..., help="Where the merged corpora and the sources go"),
+    sources: str = typer.Option(",".join(SOURCES), help="Comma-separated sources to train and score"),
+    steps: int = typer.Option(400, help="Training steps of each source (the CoNLL-only source's budget)"),
+    encoder: str = typer.Option(ENCODER, help="Text and type encoder"),
+    limit: int = typer.Option(0, help="Training docs per corpus (0: all; smoke runs)"),
+    max_eval: int = typer.Option(0, help="Score on the first N evaluation docs only (smoke runs)"),
+) -> None:
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    settings = {"steps": steps, "encoder": encoder, "limit": limit, "max_eval": max_eval}
+    if results.get("settings", settings) != settings:
+        raise typer.BadParameter(f"{results_path} holds results of other settings {results['settings']}: use another file.")
+    results["settings"] = settings
+    wanted = [name.strip() for name in sources.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(SOURCES))
+    if unknown:
+        raise typer.BadParameter(f"Unknown sources {unknown}: use {list(SOURCES)}")
+    models = {BASELINE: baseline}
+    for name in wanted:
+        corpora, exclude = SOURCES[name]
+        typer.secho(f"\n=== source {name}: {', '.join(corpora)}" + (f", without {', '.join(exclude)}" if exclude else ""), bold=True)
+        corpus = merged_corpus(corpus_dir, work_dir / "corpora" / slug(name), corpora, exclude, limit)
+        models[name] = train_source(corpus, work_dir / slug(name), encoder, steps)
+    for name, model in models.items():
+        row = results.setdefault(name, {})
+        scored = [(target, spec) for target, spec in HELD_OUT.items() if name in (spec[2], BASELINE)]
+        for target, (corpus, labels, _) in scored:
+            if target not in row:
+                row[target] = zero_shot(model, corpus_dir, corpus, labels, max_eval)
+                typer.echo(f"{name} | {target} zero-shot: F1 {100 * row[target]['f1']:.1f}")
+        if "conll test" not in row:
+            row["conll test"] = zero_shot(model, corpus_dir, "conll", None, max_eval)
+            typer.echo(f"{name} | CoNLL-2003 test: F1 {100 * row['conll test']['f1']:.1f}")
+        seconds = Path(model).parent / "train_seconds.json"
+        if seconds.exists():
+            row["train_seconds"] = json.loads(seconds.read_text())["train_seconds"]
+        results_path.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    typer.run(main)
