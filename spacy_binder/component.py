@@ -15,7 +15,7 @@ from spacy.util import ensure_path, minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from .batch import BinderScores, Scope, StepTypes, gold_of, gold_targets, label_gold, scope_mask, scope_of
+from .batch import PHRASES_KEY, BinderScores, Scope, StepTypes, gold_of, gold_targets, label_gold, scope_mask, scope_of
 from .decode import STRATEGIES, check_support_weight, decode, min_scores, select
 from .defaults import ENCODER, SUPPORT_WEIGHT
 from .encoders import window_layout
@@ -402,7 +402,15 @@ class BinderNER(TrainablePipe):
         if self.type_sampler is None or not self.cfg["sample_types"]:
             return self._label_types(gold_spans, scopes)
         docs = [eg.predicted for eg in examples]
-        return self.type_sampler.step(self.labels, self.descriptions, docs, gold_spans, scopes)
+        phrases = [self._phrases(eg) for eg in examples] if self.type_sampler.n_phrase_types else []
+        return self.type_sampler.step(self.labels, self.descriptions, docs, gold_spans, scopes, phrases)
+
+    @staticmethod
+    def _phrases(example: Example) -> List[Span]:
+        """The gold Doc's noun phrases (doc.spans["phrases"]), on the predicted tokens."""
+        if PHRASES_KEY not in example.reference.spans:
+            return []
+        return example.get_aligned_spans_y2x(list(example.reference.spans[PHRASES_KEY]), allow_overlap=True)
 
     def _warn_unlearnable(self, examples: Iterable[Example]) -> None:
         """Count the gold spans of these examples (a sample of those with gold

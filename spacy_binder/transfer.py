@@ -7,7 +7,11 @@
   types (the text of a gold mention of the batch as a type, whose positives are
   every occurrence of those words in the batch: thousands of types instead of four, so
   the threshold cannot just sit near what the few source descriptions share),
-  and negative types (descriptions of things the corpus never annotates).
+  negative types (descriptions of things the corpus never annotates), and
+  phrase types: noun phrases of the text (doc.spans["phrases"], e.g. a parser's
+  noun chunks written by `merge --phrases`), annotated or not, as types whose
+  positives are their occurrences, so that spans of any kind, common nouns
+  included, learn to lie near the text that names them.
 - `retarget` gives a pipeline's binder_ner new types (and a mode); the
   `spacy_binder.set_labels.v1` `[initialize.before_init]` callback does it from
   a descriptions file before `spacy train` fine-tunes a sourced binder_ner on a
@@ -43,6 +47,8 @@ class TypeSampler:
     A mention type's positives are all occurrences of its words in the batch.
     negatives: descriptions of types absent from the corpus; `n_negatives`
         of them join each step with no gold mention.
+    n_phrase_types: distinct noun phrases of the batch (PHRASES_KEY spans of
+        the gold Docs) used as types like mention types.
     """
 
     keep_prob: float = 1.0
@@ -51,14 +57,16 @@ class TypeSampler:
     negatives: List[str] = field(default_factory=list)
     n_negatives: int = 0
     seed: int = 0
+    n_phrase_types: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.keep_prob <= 1.0:
             raise ValueError(f"TypeSampler keep_prob must lie in (0, 1], got {self.keep_prob}.")
         if not 0.0 <= self.name_prob <= 1.0:
             raise ValueError(f"TypeSampler name_prob must lie in [0, 1], got {self.name_prob}.")
-        if self.n_mention_types < 0:
-            raise ValueError(f"TypeSampler n_mention_types must be >= 0, got {self.n_mention_types}.")
+        for name in ("n_mention_types", "n_phrase_types"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TypeSampler {name} must be >= 0, got {getattr(self, name)}.")
         if self.n_negatives < 0 or self.n_negatives > len(self.negatives):
             raise ValueError(
                 f"TypeSampler n_negatives={self.n_negatives}, but {len(self.negatives)} "
@@ -71,8 +79,10 @@ class TypeSampler:
         labels: Sequence[str],
         descriptions: Sequence[str],
         mentions: Sequence[str] = (),
+        phrases: Sequence[str] = (),
     ) -> List[Tuple[GoldKey, str]]:
-        """mentions: the batch's gold mentions, as lower-cased words joined by spaces."""
+        """mentions, phrases: the batch's gold mentions and noun phrases, as
+        lower-cased words joined by spaces."""
         rng = self._rng
         kept = [i for i in range(len(labels)) if rng.random() < self.keep_prob]
         if not kept:
@@ -83,6 +93,8 @@ class TypeSampler:
         ]
         texts = sorted({text for text in mentions if text.strip()})
         chosen = rng.sample(texts, min(self.n_mention_types, len(texts)))
+        others = sorted({text for text in phrases if text.strip()} - set(chosen))
+        chosen += rng.sample(others, min(self.n_phrase_types, len(others)))
         types += [(("text", text), text) for text in chosen]
         types += [(None, text) for text in rng.sample(self.negatives, self.n_negatives)]
         return types
@@ -94,18 +106,20 @@ class TypeSampler:
         docs: Sequence[Doc],
         gold_spans: Sequence[Sequence[Span]],
         scopes: Sequence[Scope] = (),
+        phrase_spans: Sequence[Sequence[Span]] = (),
     ) -> StepTypes:
         """The types of one update over `docs`, whose gold spans (on their own
         tokens) are `gold_spans`, with every type's gold spans. scopes: the
         labels each Doc is annotated for (None: all); a label type is left out
-        of the loss on the others, mention and negative types count on all."""
-        mentions = [
+        of the loss on the others, mention and negative types count on all.
+        phrase_spans: each Doc's noun phrases (phrase types)."""
+        as_text = lambda groups: [
             " ".join(token.lower_ for token in span)
-            for spans in gold_spans
+            for spans in groups
             for span in spans
             if not any(token.is_space for token in span)
         ]
-        types = self(labels, descriptions, mentions)
+        types = self(labels, descriptions, as_text(gold_spans), as_text(phrase_spans))
         keys = [key for key, _ in types]
         label_index = {key[1]: k for k, key in enumerate(keys) if key is not None and key[0] == "label"}
         phrases = [(key[1].split(" "), k) for k, key in enumerate(keys) if key is not None and key[0] == "text"]
@@ -134,10 +148,11 @@ def configure_type_sampler(
     negatives: Optional[str] = None,
     n_negatives: int = 0,
     seed: int = 0,
+    n_phrase_types: int = 0,
 ) -> TypeSampler:
     """`negatives`: a JSONL file of `{"label", "description"}` types the corpus never annotates."""
     texts = list(read_type_descriptions(negatives).values()) if negatives else []
-    return TypeSampler(keep_prob, name_prob, n_mention_types, texts, n_negatives, seed)
+    return TypeSampler(keep_prob, name_prob, n_mention_types, texts, n_negatives, seed, n_phrase_types)
 
 
 def retarget(

@@ -51,19 +51,27 @@ def test_general_source_workflow_and_leave_one_out_benchmark(tiny_bert, tmp_path
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("corpus", "training", "results"))
     project = tmp_path / "project"
     data_dir = first_sentences(tmp_path / "data")
-    overrides = {"encoder": tiny_bert, "data_dir": data_dir, "general_limit": 20, "general_dev_limit": 10, "general_steps": 2}
+    silver = spacy.blank("en")
+    silver.add_pipe("entity_ruler").add_patterns([{"label": "DATE", "pattern": [{"IS_DIGIT": True}]}])
+    silver.to_disk(tmp_path / "silver")
+    overrides = {
+        "encoder": tiny_bert, "data_dir": data_dir, "general_limit": 20, "general_dev_limit": 10, "general_steps": 2,
+        "general_silver": tmp_path / "silver", "general_silver_labels": "DATE",
+    }
     args = [f"--vars.{name}={value}" for name, value in overrides.items()]
     out = run([sys.executable, "-m", "spacy", "project", "run", "general", str(project), *args], cwd=tmp_path)
     assert "excluded" not in out and "annotated for Chemical, Disease" in out
     docs = list(DocBin().from_disk(project / "corpus" / "general" / "train.spacy").get_docs(spacy.blank("en").vocab))
     assert len(docs) == 80
     scopes = [tuple(doc.spans["sc"].attrs[SCOPE_ATTR]) for doc in docs]
-    assert scopes[0] == ("LOC", "MISC", "ORG", "PER") and scopes[-1] == ("DNA", "RNA", "cell_line", "cell_type", "protein")
+    assert scopes[0] == ("DATE", "LOC", "MISC", "ORG", "PER")
+    assert scopes[-1] == ("DATE", "DNA", "RNA", "cell_line", "cell_type", "protein")
+    assert "silver DATE:" in out and any(span.label_ == "DATE" for doc in docs for span in doc.spans["sc"])
     types = [json.loads(line)["label"] for line in (project / "corpus" / "general" / "types.jsonl").read_text().splitlines()]
-    assert set(types) == ALL_TYPES
+    assert set(types) == ALL_TYPES | {"DATE"}
     nlp = spacy.load(project / "training" / "general" / "source" / "model-last")
     ner = nlp.get_pipe("binder_ner")
-    assert set(ner.labels) == ALL_TYPES and ner.cfg["mode"] == "nested"
+    assert set(ner.labels) == ALL_TYPES | {"DATE"} and ner.cfg["mode"] == "nested"
 
     results = tmp_path / "zeroshot.json"
     run([

@@ -6,16 +6,18 @@ import pytest
 import spacy
 import srsly
 import torch
+from spacy.language import Language
 from spacy.tokens import DocBin, Span
 from spacy.training import Example
 from typer.testing import CliRunner
 
-from spacy_binder.batch import SCOPE_ATTR, gold_targets, scope_mask
+from spacy_binder.batch import PHRASES_KEY, SCOPE_ATTR, gold_targets, scope_mask
 from spacy_binder.cli import app
-from spacy_binder.convert.merge import add_silver, merge_corpora
+from spacy_binder.convert.merge import add_phrases, add_silver, merge_corpora
 from spacy_binder.errors import BinderWarning
 from spacy_binder.loss import BinderLoss
 from spacy_binder.scorer import binder_score
+from spacy_binder.transfer import TypeSampler
 from test_loss import tiny_gold, tiny_scores
 from util import DESCRIPTIONS, NESTED_DATA, described_nlp, make_examples, predicted, spans_with_scores, train
 
@@ -159,3 +161,40 @@ def test_scoped_training_learns_each_corpus_labels_without_conflict(tiny_bert):
         score[scoped] = sum(found.get(span, 0.5) for span in gold) / len(gold)
     # measured: recall 1.0 and 0.93, mean gold span score 0.99 and 0.67
     assert recall[True] >= 0.9 and score[True] >= score[False] + 0.15, (recall, score)
+
+
+@Language.component("toy_parser")
+def toy_parser(doc):
+    """Parses "the X Y ..." as one noun phrase headed by its last word."""
+    for token in doc:
+        token.pos_ = "DET" if token.lower_ == "the" else "NOUN"
+        token.dep_ = "ROOT" if token.i == len(doc) - 1 else ("det" if token.pos_ == "DET" else "compound")
+        token.head = doc[len(doc) - 1]
+    return doc
+
+
+def test_phrases_from_a_parsing_pipeline():
+    parser = spacy.blank("en")
+    parser.add_pipe("toy_parser", name="parser")
+    docs = [spacy.blank("en").make_doc("the kinase gene"), spacy.blank("en").make_doc("the")]
+    assert add_phrases(docs, parser) == 1
+    assert [(span.start, span.end, span.text) for span in docs[0].spans[PHRASES_KEY]] == [(1, 3, "kinase gene")]
+    assert list(docs[1].spans[PHRASES_KEY]) == []
+    with pytest.raises(ValueError, match="need a pipeline with a parser"):
+        add_phrases(docs, spacy.blank("en"))
+
+
+def test_phrase_types_join_the_sampled_types(tiny_bert):
+    sampler = TypeSampler(n_mention_types=1, n_phrase_types=2, seed=0)
+    types = sampler(["A"], ["an a"], mentions=["x"], phrases=["x", "y z", "w"])
+    assert types[:2] == [(("label", "A"), "an a"), (("text", "x"), "x")]
+    assert sorted(types[2:]) == [(("text", "w"), "w"), (("text", "y z"), "y z")]
+    nlp = described_nlp(tiny_bert, type_sampler={"@misc": "spacy_binder.TypeSampler.v1", "n_phrase_types": 4})
+    examples = make_examples(nlp, NESTED_DATA[:2])
+    reference = examples[0].reference
+    reference.spans[PHRASES_KEY] = [Span(reference, 6, 8)]  # "t cells" of "... in human t cells"
+    nlp.initialize(lambda: examples)
+    step = nlp.get_pipe("binder_ner")._step_types(examples)
+    phrase = step.texts.index(reference[6:8].text)
+    assert not step.prompted[phrase]
+    assert (6, 8, phrase) in step.gold[0]

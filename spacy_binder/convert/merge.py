@@ -6,19 +6,20 @@ model would learn that NCBI's names and CoNLL's diseases are not entities.
 `merge_corpora` writes every Doc's gold spans to doc.spans[spans_key] and lists
 there, in attrs["annotated_labels"], the labels its corpus annotates: binder_ner's
 loss and scorer leave every other label out on that Doc. `add_silver` adds a
-spaCy pipeline's entities of chosen labels (silver labels) and widens the scope.
+spaCy pipeline's entities of chosen labels (silver labels) and widens the scope;
+`add_phrases` stores a parser's noun phrases for the type sampler's phrase types.
 """
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Sequence, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
 from spacy.vocab import Vocab
 
-from ..batch import SCOPE_ATTR, gold_of, scope_of
+from ..batch import PHRASES_KEY, SCOPE_ATTR, gold_of, scope_of
 from ..labels import read_type_descriptions
 
 
@@ -77,6 +78,15 @@ def merge_corpora(
     return merged, report
 
 
+def _tagged(docs: Sequence[Doc], nlp: Language, batch_size: int) -> Iterator[Tuple[Doc, Doc]]:
+    """Each Doc with the pipeline's analysis of its own tokens."""
+    words = (
+        Doc(nlp.vocab, words=[token.text for token in doc], spaces=[bool(token.whitespace_) for token in doc])
+        for doc in docs
+    )
+    return zip(docs, nlp.pipe(words, batch_size=batch_size))
+
+
 def add_silver(
     docs: Sequence[Doc], nlp: Language, labels: Iterable[str], *, spans_key: str = "sc", batch_size: int = 256
 ) -> Counter:
@@ -88,11 +98,7 @@ def add_silver(
     if unknown:
         raise ValueError(f"Silver labels {sorted(unknown)} are not labels of the pipeline (its labels: {sorted(known)}).")
     added: Counter = Counter()
-    retokenized = (
-        Doc(nlp.vocab, words=[token.text for token in doc], spaces=[bool(token.whitespace_) for token in doc])
-        for doc in docs
-    )
-    for doc, tagged in zip(docs, nlp.pipe(retokenized, batch_size=batch_size)):
+    for doc, tagged in _tagged(docs, nlp, batch_size):
         gold = gold_of(doc, spans_key, flat=True) or []
         scope = scope_of(doc, spans_key)
         silver = [Span(doc, ent.start, ent.end, label=ent.label_) for ent in tagged.ents if ent.label_ in labels]
@@ -101,6 +107,27 @@ def add_silver(
         if scope is not None:
             doc.spans[spans_key].attrs[SCOPE_ATTR] = sorted(scope | labels)
     return added
+
+
+def add_phrases(docs: Sequence[Doc], nlp: Language, *, batch_size: int = 256) -> int:
+    """Put the noun phrases a parsing pipeline finds in each Doc (its noun
+    chunks, leading determiners and pronouns dropped, pronoun chunks left out)
+    in doc.spans[PHRASES_KEY], for the type sampler's phrase types. Returns
+    how many."""
+    if "parser" not in nlp.pipe_names:
+        raise ValueError(f"Noun phrases need a pipeline with a parser; its components are {nlp.pipe_names}.")
+    n_phrases = 0
+    for doc, tagged in _tagged(docs, nlp, batch_size):
+        phrases = []
+        for chunk in tagged.noun_chunks:
+            start = chunk.start
+            while start < chunk.end and tagged[start].pos_ in ("DET", "PRON"):
+                start += 1
+            if start < chunk.end:
+                phrases.append(Span(doc, start, chunk.end))
+        doc.spans[PHRASES_KEY] = phrases
+        n_phrases += len(phrases)
+    return n_phrases
 
 
 def merge_descriptions(paths: Sequence[Path], labels: Set[str], report: MergeReport) -> Dict[str, str]:
