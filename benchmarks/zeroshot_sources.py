@@ -48,7 +48,9 @@ SOURCES: Dict[str, Source] = {
         ("conll", "bc5cdr", "genia"), ("Disease",), ("ncbi Disease", "bc5cdr Disease"), phrases=True
     ),
     "without BC5CDR": Source(("conll", "ncbi", "genia"), (), ("bc5cdr Chemical",)),
+    "without BC5CDR + phrases": Source(("conll", "ncbi", "genia"), (), ("bc5cdr Chemical",), phrases=True),
     "without GENIA": Source(("conll", "ncbi", "bc5cdr"), (), ("genia",)),
+    "without GENIA + phrases": Source(("conll", "ncbi", "bc5cdr"), (), ("genia",), phrases=True),
 }
 # target: (corpus, labels scored; None: all of the corpus's types)
 HELD_OUT: Dict[str, Tuple[str, Optional[Sequence[str]]]] = {
