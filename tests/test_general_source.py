@@ -84,7 +84,7 @@ def test_general_source_workflow_and_leave_one_out_benchmark(tiny_bert, tmp_path
     held_out = scored["without NCBI and Disease"]
     assert set(held_out) == {"ncbi Disease", "bc5cdr Disease", "conll test", "train_seconds"}
     assert set(scored["CoNLL-2003 only"]) >= {"ncbi Disease", "bc5cdr Disease", "bc5cdr Chemical", "genia", "conll test"}
-    for row in (held_out, scored["CoNLL-2003 only"]):
-        assert all(0.0 <= row[key]["f1"] <= 1.0 for key in row if key != "train_seconds")
+    for row in (held_out, scored["CoNLL-2003 only"]):  # each cell was scored by a prediction run
+        assert all(row[key]["predict_seconds"] > 0 and "per_type" in row[key] for key in row if key != "train_seconds")
     source = spacy.load(tmp_path / "sources" / "without_ncbi_and_disease" / "model-last")
     assert "Disease" not in source.get_pipe("binder_ner").labels

@@ -2,22 +2,19 @@
 
 python scripts/general_corpus.py CORPUS_DIR OUT_DIR --corpora conll,ncbi,bc5cdr,genia
 
-Each Doc keeps the labels its corpus annotates (`python -m spacy_binder merge`),
-so that binder_ner learns every corpus's types without taking another corpus's
-silence for a negative. --exclude leaves labels out everywhere (a leave-one-out
-source); the types are the corpora's descriptions in ../assets/entity_types.
---silver adds a spaCy pipeline's entities of --silver-labels to every Doc (silver
-labels; their descriptions: ontonotes.jsonl); --phrases stores a parsing
-pipeline's noun phrases in every Doc, for the type sampler's phrase types.
+Runs `python -m spacy_binder merge` on each split: each Doc keeps the labels its
+corpus annotates, so that binder_ner learns every corpus's types without taking
+another corpus's silence for a negative. --exclude leaves labels out everywhere
+(a leave-one-out source); the types are the corpora's descriptions in
+../assets/entity_types. --silver adds a spaCy pipeline's entities of
+--silver-labels to every Doc (their descriptions: ontonotes.jsonl); --phrases
+stores a parsing pipeline's noun phrases, for the type sampler's phrase types.
 """
 from pathlib import Path
 
-import spacy
-import srsly
 import typer
-from spacy.tokens import DocBin
 
-from spacy_binder.convert.merge import MergeReport, add_phrases, add_silver, corpus_labels, merge_corpora, merge_descriptions
+from spacy_binder.cli import merge
 
 TYPES = Path(__file__).resolve().parents[2] / "assets" / "entity_types"
 
@@ -34,35 +31,23 @@ def main(
     phrases: str = typer.Option("", help="A spaCy pipeline with a parser whose noun chunks go to doc.spans['phrases']"),
 ) -> None:
     names = [name.strip() for name in corpora.split(",") if name.strip()]
-    excluded = [label.strip() for label in exclude.split(",") if label.strip()]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    vocab = spacy.blank("en").vocab
-    silvered = [label.strip() for label in silver_labels.split(",") if label.strip()]
-    if bool(silver) != bool(silvered):
-        raise typer.BadParameter("Silver labels need both --silver and --silver-labels.")
-    silver_nlp = spacy.load(silver) if silver else None
-    phrase_nlp = spacy.load(phrases) if phrases else None
-    report, labels = MergeReport(), set()
+    as_list = lambda text: [item.strip() for item in text.split(",") if item.strip()]
+    descriptions = [TYPES / f"{name}.jsonl" for name in names] + ([TYPES / "ontonotes.jsonl"] if silver else [])
     for split, split_limit in (("train", limit), ("dev", dev_limit)):
-        docs, report = merge_corpora(
-            [corpus_dir / name / f"{split}.spacy" for name in names], vocab, exclude=excluded, limit=split_limit
+        typer.echo(f"{out_dir / split}.spacy:")
+        merge(
+            output=out_dir / f"{split}.spacy",
+            inputs=[corpus_dir / name / f"{split}.spacy" for name in names],
+            descriptions=descriptions,
+            types_output=out_dir / "types.jsonl" if split == "train" else None,
+            exclude_label=as_list(exclude),
+            silver=silver or None,
+            silver_label=as_list(silver_labels),
+            phrases=phrases or None,
+            limit=split_limit,
+            spans_key="sc",
+            lang="en",
         )
-        if silver_nlp is not None:
-            typer.echo(f"silver {', '.join(silvered)} from {silver} over {len(docs)} {split} docs...")
-            report.silver = add_silver(docs, silver_nlp, silvered)
-        if phrase_nlp is not None:
-            typer.echo(f"noun phrases from {phrases} over {len(docs)} {split} docs: {add_phrases(docs, phrase_nlp)}")
-        labels |= corpus_labels(docs, "sc")
-        DocBin(docs=docs).to_disk(out_dir / f"{split}.spacy")
-        typer.echo(f"{out_dir / split}.spacy: {len(docs)} docs")
-        for line in report.lines():
-            typer.echo(f"  {line}")
-    files = [TYPES / f"{name}.jsonl" for name in names] + ([TYPES / "ontonotes.jsonl"] if silver else [])
-    types = merge_descriptions(files, labels, report)
-    srsly.write_jsonl(out_dir / "types.jsonl", [{"label": k, "description": v} for k, v in sorted(types.items())])
-    typer.echo(f"{out_dir / 'types.jsonl'}: {', '.join(sorted(types))}")
-    for line in report.conflicts:
-        typer.echo(f"  {line}")
 
 
 if __name__ == "__main__":
