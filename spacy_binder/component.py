@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy
-import srsly
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import ensure_path, minibatch
+from spacy.util import minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
@@ -24,15 +23,13 @@ from .labels import Threshold, check_mode, check_threshold, read_type_descriptio
 from .loss import BinderLoss
 from .model import BinderInput
 from .scorer import binder_score
-from .support import SUPPORT_KEY, label_support, read_support, support_doc, support_from_bytes, support_to_bytes
+from .support import SUPPORT_KEY, StoresSupport, label_support, read_support, support_doc
 
 INIT_SAMPLE_SIZE = 10
 # initialize checks the gold spans of this many training examples for spans
 # the model cannot learn (too wide, or on tokens without sub-words).
 SCAN_SAMPLE_SIZE = 2000
 SCAN_BATCH_SIZE = 256
-# The support set's file in a saved pipe's folder.
-SUPPORT_FILE = "support.spacy"
 
 DEFAULT_BINDER_MODEL = f"""
 [model]
@@ -121,7 +118,7 @@ def make_binder_ner(
     )
 
 
-class BinderNER(TrainablePipe):
+class BinderNER(StoresSupport, TrainablePipe):
     """Predict entity spans by matching span vectors with type-description vectors."""
 
     def __init__(
@@ -361,10 +358,6 @@ class BinderNER(TrainablePipe):
             )
         self.support.extend(added)
 
-    def clear_support(self) -> None:
-        """Forget the support set: decode from the descriptions alone."""
-        self.support = []
-
     def _has_gold(self, reference: Doc) -> bool:
         return gold_of(reference, self.key, self.cfg["mode"] == "flat") is not None
 
@@ -575,35 +568,6 @@ class BinderNER(TrainablePipe):
         if type_scale > 0:
             self.model.get_ref("type_encoder").finish_update(partial(sgd, lr_scale=type_scale))
         self.model.get_ref("heads").finish_update(partial(sgd, lr_scale=self.model.attrs["heads_learn_rate_scale"]))
-
-    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        pipe = super().to_bytes(exclude=exclude)
-        support = support_to_bytes(self.support) if "support" not in exclude else None
-        return srsly.msgpack_dumps({"pipe": pipe, "support": support})
-
-    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "BinderNER":
-        data = srsly.msgpack_loads(bytes_data)
-        super().from_bytes(data["pipe"], exclude=exclude)
-        if "support" not in exclude:
-            self.support = [] if data["support"] is None else support_from_bytes(data["support"], self.vocab)
-        return self
-
-    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
-        super().to_disk(path, exclude=exclude)
-        if "support" in exclude:
-            return
-        support = ensure_path(path) / SUPPORT_FILE
-        if self.support:
-            support.write_bytes(support_to_bytes(self.support))
-        else:
-            support.unlink(missing_ok=True)  # an older save's support must not come back
-
-    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "BinderNER":
-        super().from_disk(path, exclude=exclude)
-        support = ensure_path(path) / SUPPORT_FILE
-        if "support" not in exclude:
-            self.support = support_from_bytes(support.read_bytes(), self.vocab) if support.exists() else []
-        return self
 
 
 class Controls(NamedTuple):

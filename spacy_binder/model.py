@@ -147,7 +147,7 @@ def forward(model: Model, inputs: InT, is_train: bool) -> Tuple[BinderScores, Ca
     return scores, backprop
 
 
-def _weights_fingerprint(modules: Iterable[torch.nn.Module]) -> torch.Tensor:
+def weights_fingerprint(modules: Iterable[torch.nn.Module]) -> torch.Tensor:
     """A sample of every weight of these modules: it differs whenever they
     were changed (an optimizer step, averaged parameters, a load), so a cache
     keyed on it never serves vectors of older weights, whichever path changed
@@ -171,7 +171,7 @@ def support_vectors(model: Model, support: SupportSpans, prompt: List[Optional[s
     key = (support.key, tuple(prompt))
     text_encoder = model.get_ref("text_encoder")
     heads = _heads_module(model)
-    fingerprint = _weights_fingerprint([hf_objects(text_encoder).transformer, heads])
+    fingerprint = weights_fingerprint([hf_objects(text_encoder).transformer, heads])
     cache = model.attrs["support_cache"]
     if cache is None or cache[0] != key or not torch.equal(cache[1], fingerprint):
         encoded = text_encoder.predict((list(support.docs), prompt))
@@ -210,7 +210,7 @@ def _type_vectors(
     if is_train and model.attrs["type_encoder_learn_rate_scale"] > 0:
         return type_encoder(descriptions, is_train)
     key = tuple(descriptions)
-    fingerprint = _weights_fingerprint([hf_objects(type_encoder).transformer])
+    fingerprint = weights_fingerprint([hf_objects(type_encoder).transformer])
     cache = model.attrs["type_cache"]
     if cache is None or cache[0] != key or not torch.equal(cache[1], fingerprint):
         cache = (key, fingerprint, type_encoder.predict(list(descriptions)))

@@ -26,7 +26,10 @@ class LabelPrompt:
     """How the types are written after each window.
 
     template: one type's text, with `{description}` where its description (or,
-    for a keyword label, its name) goes. separator: between two types.
+    for a keyword label, its name) goes. separator: between two types. Both may
+    hold `{cls}` and `{sep}`, the encoder's own special tokens ([CLS] and [SEP]
+    for BERT, <s> and </s> for RoBERTa-like encoders), e.g. the few-shot
+    paper's layout of one `[CLS] label [SEP]` block per type.
     """
 
     template: str = "{description}"
@@ -39,16 +42,19 @@ class LabelPrompt:
                 "each type's description must appear in the prompt."
             )
         try:
-            self.template.format(description="")
+            self.template.format(description="", cls="", sep="")
+            self.separator.format(cls="", sep="")
         except (KeyError, IndexError, ValueError) as err:
             raise ValueError(
-                f"LabelPrompt template {self.template!r} is not a format string with only "
-                f"'{{description}}' in it ({err!r}); write literal braces as '{{{{' and '}}}}'."
+                f"LabelPrompt template {self.template!r} (or separator {self.separator!r}) is not a "
+                f"format string with only '{{description}}', '{{cls}}' and '{{sep}}' in it ({err!r}); write literal braces as '{{{{' and '}}}}'."
             ) from None
 
-    def render(self, descriptions: Sequence[Optional[str]]) -> Rendered:
+    def render(self, descriptions: Sequence[Optional[str]], cls: str = "", sep: str = "") -> Rendered:
         """The prompt text and the character span of each type's own text in it
-        (None for a type not written: a None description)."""
+        (None for a type not written: a None description); cls and sep: the
+        encoder's special tokens."""
+        separator = self.separator.format(cls=cls, sep=sep)
         parts: List[str] = []
         spans: List[Optional[Tuple[int, int]]] = []
         position = 0
@@ -57,9 +63,9 @@ class LabelPrompt:
                 spans.append(None)
                 continue
             if parts:
-                parts.append(self.separator)
-                position += len(self.separator)
-            text = self.template.format(description=description)
+                parts.append(separator)
+                position += len(separator)
+            text = self.template.format(description=description, cls=cls, sep=sep)
             parts.append(text)
             spans.append((position, position + len(text)))
             position += len(text)

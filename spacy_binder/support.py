@@ -14,18 +14,22 @@ reloaded pipeline never compares with vectors of older weights.
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy
+import srsly
 import torch
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training.corpus import walk_corpus
+from spacy.util import ensure_path
 from spacy.vocab import Vocab
 
 from .batch import Windows
 
 # Where a stored support Doc keeps its gold spans.
 SUPPORT_KEY = "support"
+# The support set's file in a saved pipe's folder.
+SUPPORT_FILE = "support.spacy"
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,50 @@ def read_support(path: Union[str, Path], vocab: Vocab) -> List[Doc]:
     if not files:
         raise ValueError(f"No .spacy support files at {path}: give a .spacy file or a folder holding some.")
     return [doc for file in files for doc in DocBin().from_disk(file).get_docs(vocab)]
+
+
+Pipe = TypeVar("Pipe", bound="StoresSupport")
+
+
+class StoresSupport:
+    """A trainable pipe's support set (`self.support`, Docs holding their gold
+    spans under SUPPORT_KEY), saved with the pipe: SUPPORT_FILE in its folder,
+    beside its weights in its bytes. Mixed in before spaCy's `TrainablePipe`."""
+
+    support: List[Doc]
+
+    def clear_support(self) -> None:
+        """Forget the support set."""
+        self.support = []
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        pipe = super().to_bytes(exclude=exclude)
+        support = support_to_bytes(self.support) if "support" not in exclude else None
+        return srsly.msgpack_dumps({"pipe": pipe, "support": support})
+
+    def from_bytes(self: Pipe, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> Pipe:
+        data = srsly.msgpack_loads(bytes_data)
+        super().from_bytes(data["pipe"], exclude=exclude)
+        if "support" not in exclude:
+            self.support = [] if data["support"] is None else support_from_bytes(data["support"], self.vocab)
+        return self
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        super().to_disk(path, exclude=exclude)
+        if "support" in exclude:
+            return
+        support = ensure_path(path) / SUPPORT_FILE
+        if self.support:
+            support.write_bytes(support_to_bytes(self.support))
+        else:
+            support.unlink(missing_ok=True)  # an older save's support must not come back
+
+    def from_disk(self: Pipe, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> Pipe:
+        super().from_disk(path, exclude=exclude)
+        support = ensure_path(path) / SUPPORT_FILE
+        if "support" not in exclude:
+            self.support = support_from_bytes(support.read_bytes(), self.vocab) if support.exists() else []
+        return self
 
 
 @dataclass

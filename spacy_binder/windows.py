@@ -61,7 +61,8 @@ class Windowing:
         window over the limit has its very long tokens (a SMILES string, a URL)
         shortened (`shorten_long_tokens`), then is halved while still too long."""
         written = any(description is not None for description in descriptions)
-        prompt = self.prompt.render(descriptions) if self.prompt is not None and written else None
+        special = {"cls": self.tokenizer.cls_token or "", "sep": self.tokenizer.sep_token or ""}
+        prompt = self.prompt.render(descriptions, **special) if self.prompt is not None and written else None
         cost = prompt_cost(self.tokenizer, prompt[0], self.limit, self.encoder_name) if prompt else 0
         budget = (self.limit - cost) // 4
 
