@@ -50,7 +50,7 @@ from spacy.training import Corpus
 
 from common import (
     PIPE_BATCH, ROOT, SPANCAT_CONFIG, TARGETS, TYPES, Reader, Tuning, alternate, data_overrides, evaluate,
-    evaluate_support_weights, fewshot_tuning, fine_tune, references, score, slug, train,
+    evaluate_support_weights, fewshot_tuning, fine_tune, predict, references, score, slug, train,
 )
 from nnshot import nnshot_predict
 from spacy_binder.defaults import ENCODER, MAX_STEPS, SUPPORT_WEIGHT
@@ -67,8 +67,19 @@ PROMPT_SYSTEMS = {
     "(e) prompts + objectives (JS)": (True, "js"),
     "(f) prompts + objectives (KL)": (True, "kl"),
 }
+# Part 3: label_aware_ner's source overrides of configs/label_aware.cfg, and fine-tuning
+# overrides of configs/label_aware_fewshot.cfg (CONTaiNER: outside words anchors when
+# fine-tuning, as its code does on the support set).
+TOKEN_SYSTEMS = {
+    "label-aware (paper)": ({}, {}),
+    "CONTaiNER": (
+        {"model.prompt": False, "loss.label_weight": 0.0, "loss.context_weight": 1.0, "loss.outside_anchors": False},
+        {"label_weight": 0.0, "context_weight": 1.0},
+    ),
+}
 SYSTEMS = (
     "support only", "nearest support", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat", *PROMPT_SYSTEMS,
+    *TOKEN_SYSTEMS,
 )
 # A pipeline with a support set, decoded three ways: by the descriptions (support
 # weight 0), by the support alone (1, binder_ner's default), and both (0.75, the
@@ -84,6 +95,10 @@ SUPERVISED = {"binder_ner": (False, None), "binder_ner + prompts + objectives": 
 # first SPEED_DOCS evaluation docs.
 SPEED_DOCS = 300
 SPEED_ROUNDS = 3
+LABEL_AWARE_CONFIG = ROOT / "configs" / "label_aware.cfg"
+LABEL_AWARE_FEWSHOT_CONFIG = ROOT / "configs" / "label_aware_fewshot.cfg"
+# Each label's prompt word for label_aware_ner, per corpus (our choice of words).
+LABEL_WORDS = ROOT / "assets" / "label_words"
 # spancat's ngram suggester: our own fixed choice, no target data looked at.
 SPANCAT_SIZES = list(range(1, 11))
 
@@ -184,6 +199,10 @@ def main(
             name: _prompt_source(name, work_dir, source_dir, source_types, encoder_path, source_steps, source_eval_frequency)
             for name in wanted if name in PROMPT_SYSTEMS
         }
+        token_sources = {
+            name: _token_source(name, work_dir, source_dir, source_corpus, encoder_path, source_steps, source_eval_frequency)
+            for name in wanted if name in TOKEN_SYSTEMS
+        }
         for name, prompt_source in sources.items():
             if results.get(f"zero-shot | {name}") is None:
                 results.put(f"zero-shot | {name}", evaluate(_retargeted(prompt_source, types, mode), test))
@@ -226,6 +245,12 @@ def main(
                             test, labels, name,
                         )
                         for name in sources
+                    },
+                    **{
+                        name: lambda out, name=name: {name: _token_fine_tuned(
+                            name, token_sources[name], run_dir / "support.spacy", out, target, k, test,
+                        )}
+                        for name in token_sources
                     },
                 }
                 for name in wanted:
@@ -407,6 +432,54 @@ def _keep_source(
     forgetting = evaluate(nlp, source_test, source_labels)
     result["source_test"] = {key: forgetting[key] for key in ("precision", "recall", "f1")}
     return result
+
+
+def _token_source(
+    name: str, work_dir: Path, source_dir: Path, source_corpus: str, encoder: str, steps: int, eval_frequency: int
+) -> Path:
+    """The label_aware_ner source of a part-3 system, trained once; the last
+    step's model (the authors train one epoch and choose no step)."""
+    out = work_dir / "sources" / slug(name)
+    if (out / "model-last").exists():
+        return out / "model-last"
+    typer.secho(f"\n=== training the source of {name}", bold=True)
+    overrides = {f"components.label_aware_ner.{key}": value for key, value in TOKEN_SYSTEMS[name][0].items()}
+    seconds = train(LABEL_AWARE_CONFIG, out, {
+        "paths.train": str(source_dir / "train.spacy"),
+        "paths.dev": str(source_dir / "dev.spacy"),
+        "paths.words": str(LABEL_WORDS / f"{source_corpus}.jsonl"),
+        "paths.encoder": encoder,
+        "training.max_steps": steps,
+        "training.eval_frequency": eval_frequency,
+        "training.logger.progress_bar": False,
+        **overrides,
+    })
+    (out / "train_seconds.json").write_text(json.dumps({"train_seconds": seconds}))
+    return out / "model-last"
+
+
+def _token_fine_tuned(
+    name: str, source: Path, support: Path, out: Path, target: str, k: int, test: Reader
+) -> Dict[str, object]:
+    """A part-3 source fine-tuned on the support set (configs/label_aware_fewshot.cfg,
+    its fixed steps), which it then decodes by; 1-shot compares unit means by
+    squared Euclidean distance, as the authors do (the paper's method only)."""
+    loss = dict(TOKEN_SYSTEMS[name][1])
+    if k == 1 and name == "label-aware (paper)":
+        loss["similarity"] = "euclidean"
+    seconds = train(LABEL_AWARE_FEWSHOT_CONFIG, out, {
+        "paths.source": str(source),
+        "paths.train": str(support),
+        "paths.words": str(LABEL_WORDS / f"{target}.jsonl"),
+        **{f"initialize.after_init.loss.{key}": value for key, value in loss.items()},
+    })
+    nlp = spacy.load(out / "model-last")
+    examples, predict_seconds = predict(nlp, test)
+    words = sum(len(eg.predicted) for eg in examples)
+    return {
+        **score(examples, key="ents"), "predict_seconds": predict_seconds, "train_seconds": seconds,
+        "words_per_second": words / predict_seconds,
+    }
 
 
 def _nnshot(source: Path, support: List[Doc], test: Reader) -> Dict[str, object]:

@@ -4,18 +4,18 @@ Each token is represented by its first sub-word's hidden state (L2-normalised),
 read from the window that holds it first. Support tokens carry IO tags (the
 label of the outermost gold span over them, else O); every test token takes
 the tag of its nearest support token, and each run of equal non-O tags is one
-predicted mention. Nested gold cannot be expressed in IO tags, so a nested
-target's inner mentions are missed by design.
+predicted mention (label_aware_ner's decoding, `spacy_binder.label_aware.decode`).
+Nested gold cannot be expressed in IO tags, so a nested target's inner mentions
+are missed by design.
 """
 from typing import List, Tuple
 
 import torch
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 
 from common import encode
-
-OUTSIDE = ""
+from spacy_binder.label_aware.decode import OUTSIDE, io_spans, io_tags, nearest_support
 
 
 def token_vectors(nlp: Language, docs: List[Doc]) -> List[torch.Tensor]:
@@ -37,38 +37,16 @@ def token_vectors(nlp: Language, docs: List[Doc]) -> List[torch.Tensor]:
     return out
 
 
-def io_tags(doc: Doc, spans_key: str) -> List[str]:
-    """The label of the outermost gold span over each token, else OUTSIDE."""
-    tags = [OUTSIDE] * len(doc)
-    for span in sorted(doc.spans[spans_key], key=lambda s: len(s)):
-        for i in range(span.start, span.end):
-            tags[i] = span.label_
-    return tags
-
-
-def tags_to_spans(doc: Doc, tags: List[str]) -> List[Span]:
-    spans, start = [], None
-    for i, tag in enumerate(tags + [OUTSIDE]):
-        if start is not None and tag != tags[start]:
-            spans.append(Span(doc, start, i, label=tags[start]))
-            start = None
-        if start is None and tag != OUTSIDE:
-            start = i
-    return spans
-
-
 def nnshot_predict(
     nlp: Language, support: List[Doc], docs: List[Doc], spans_key: str = "sc"
 ) -> Tuple[List[Doc], int]:
     """Set doc.spans[spans_key] on `docs` by nearest support token; returns docs, support tokens."""
+    labels = ["", *sorted({span.label_ for doc in support for span in doc.spans[spans_key]})]
+    index = {label: k for k, label in enumerate(labels) if k}
     support_vectors = torch.cat(token_vectors(nlp, support))
-    support_tags = [tag for doc in support for tag in io_tags(doc, spans_key)]
+    support_tags = torch.tensor([tag for doc in support for tag in io_tags(doc, doc.spans[spans_key], index)])
     for doc, vectors in zip(docs, token_vectors(nlp, docs)):
-        if len(doc) == 0:
-            doc.spans[spans_key] = []
-            continue
-        nearest = (vectors @ support_vectors.T).argmax(dim=1).tolist()
-        has_vector = (vectors.abs().sum(dim=1) > 0).tolist()
-        tags = [support_tags[j] if ok else OUTSIDE for j, ok in zip(nearest, has_vector)]
-        doc.spans[spans_key] = tags_to_spans(doc, tags)
+        found = nearest_support(vectors, support_vectors, support_tags)
+        tags = torch.where(vectors.abs().sum(dim=1) > 0, found, OUTSIDE)  # no sub-words: O
+        doc.spans[spans_key] = io_spans(doc, tags.tolist(), labels)
     return docs, len(support_tags)

@@ -21,13 +21,14 @@
 """
 import random
 from dataclasses import dataclass, field
-from typing import Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 
 from .batch import Scope, StepTypes, label_gold, scope_mask
+from .label_aware.loss import LabelAwareLoss
 from .labels import read_type_descriptions
 from .loss import BinderLoss
 from .support import read_support
@@ -220,8 +221,11 @@ def make_set_labels(
 
 
 @registry.callbacks("spacy_binder.set_loss.v1")
-def make_set_loss(loss: BinderLoss, component: str = "binder_ner") -> Callable[[Language], Language]:
-    """Train a (sourced) binder_ner with `loss` (`spacy_binder.BinderLoss.v1`).
+def make_set_loss(
+    loss: Union[BinderLoss, LabelAwareLoss], component: str = "binder_ner"
+) -> Callable[[Language], Language]:
+    """Train a (sourced) binder_ner with `loss` (`spacy_binder.BinderLoss.v1`;
+    a label_aware_ner's `spacy_binder.LabelAwareLoss.v1`).
 
     spaCy takes a sourced component's settings from its source, so this is how
     a fine-tuning run changes them, e.g. a larger mention weight: on a few

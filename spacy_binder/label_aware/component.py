@@ -145,10 +145,13 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
         *,
         nlp: Optional[Language] = None,
         labels: Optional[Sequence[str]] = None,
+        words: Optional[str] = None,
         support: Optional[str] = None,
     ) -> None:
         """Set the labels (from the examples' doc.ents unless given) and load the encoder.
 
+        words: a JSONL file of {"label": ..., "description": word}, each
+        label's prompt word (over the factory's label_words).
         support: a .spacy file (or a folder of them) of annotated Docs to
         decode by (`add_support`).
         """
@@ -160,7 +163,8 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
                 f"The '{self.name}' component found no entities in the training examples' doc.ents: "
                 "give examples with doc.ents, or pass labels to initialize."
             )
-        self.set_labels({label: None for label in labels})
+        given = read_type_descriptions(words) if words is not None else {}
+        self.set_labels({label: given.get(label) for label in labels})
         sample = [eg.predicted for eg in islice(get_examples(), INIT_SAMPLE_SIZE)]
         self.model.initialize(X=(sample, self.words))
         if support is not None:

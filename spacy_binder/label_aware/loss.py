@@ -16,12 +16,15 @@ CONTaiNER's); "js", the moment-matched Jensen-Shannon of
 between the unit means, which the authors use at 1-shot.
 """
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from spacy.util import registry
 
 from ..contrastive import anchor_terms, gaussian_js, symmetric_kl
-from .model import TokenVectors
+
+if TYPE_CHECKING:  # the model module imports the encoders (transformers); the loss needs none of it
+    from .model import TokenVectors
 
 SIMILARITIES = ("kl", "js", "euclidean")
 # A word's tag: its label's place in the prompt, 0 for O; NO_TAG: not labelled
@@ -83,7 +86,7 @@ class LabelAwareLoss:
                 f"{self.context_weight}, label_weight={self.label_weight}."
             )
 
-    def __call__(self, vectors: TokenVectors, tags: torch.Tensor) -> torch.Tensor:
+    def __call__(self, vectors: "TokenVectors", tags: torch.Tensor) -> torch.Tensor:
         """The weighted loss of a batch; tags (N,) per word of `vectors`."""
         total = vectors.mu.new_zeros(())
         if self.context_weight > 0:
@@ -92,7 +95,7 @@ class LabelAwareLoss:
             total = total + self.label_weight * self.context_label(vectors, tags)
         return total
 
-    def context_context(self, vectors: TokenVectors, tags: torch.Tensor) -> torch.Tensor:
+    def context_context(self, vectors: "TokenVectors", tags: torch.Tensor) -> torch.Tensor:
         labelled = torch.nonzero(tags != NO_TAG).flatten()
         if len(labelled) < 2:
             return vectors.mu.new_zeros(())
@@ -105,7 +108,7 @@ class LabelAwareLoss:
         total, count = anchor_terms(logits, positive, candidate)
         return total / count.clamp(min=1)
 
-    def context_label(self, vectors: TokenVectors, tags: torch.Tensor) -> torch.Tensor:
+    def context_label(self, vectors: "TokenVectors", tags: torch.Tensor) -> torch.Tensor:
         n_labels = vectors.label_mu.shape[1]
         if n_labels == 0:
             raise ValueError(
