@@ -47,6 +47,7 @@ import typer
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Corpus
+from spacy.util import filter_spans
 
 from common import (
     PIPE_BATCH, ROOT, SPANCAT_CONFIG, TARGETS, TYPES, Reader, Tuning, alternate, data_overrides, evaluate,
@@ -73,8 +74,9 @@ PROMPT_SYSTEMS = {
 TOKEN_SYSTEMS = {
     "label-aware (paper)": ({}, {}),
     "CONTaiNER": (
-        {"model.prompt": False, "loss.label_weight": 0.0, "loss.context_weight": 1.0, "loss.outside_anchors": False},
-        {"label_weight": 0.0, "context_weight": 1.0},
+        {"model.prompt": False, "loss.label_weight": 0.0, "loss.context_weight": 1.0, "loss.outside_anchors": False,
+         "loss.form": "inside"},
+        {"label_weight": 0.0, "context_weight": 1.0, "form": "inside"},
     ),
 }
 SYSTEMS = (
@@ -248,7 +250,7 @@ def main(
                     },
                     **{
                         name: lambda out, name=name: {name: _token_fine_tuned(
-                            name, token_sources[name], run_dir / "support.spacy", out, target, k, test,
+                            name, token_sources[name], run_dir, out, target, k, test, mode == "nested",
                         )}
                         for name in token_sources
                     },
@@ -458,12 +460,25 @@ def _token_source(
     return out / "model-last"
 
 
+def _outermost(doc: Doc) -> Doc:
+    """doc.ents set to the outermost mentions of doc.spans["sc"] (the longest
+    first, as spaCy's filter_spans keeps them): all a flat tagger can learn or give."""
+    doc.ents = filter_spans(doc.spans["sc"])
+    return doc
+
+
 def _token_fine_tuned(
-    name: str, source: Path, support: Path, out: Path, target: str, k: int, test: Reader
+    name: str, source: Path, run_dir: Path, out: Path, target: str, k: int, test: Reader, nested: bool
 ) -> Dict[str, object]:
     """A part-3 source fine-tuned on the support set (configs/label_aware_fewshot.cfg,
     its fixed steps), which it then decodes by; 1-shot compares unit means by
-    squared Euclidean distance, as the authors do (the paper's method only)."""
+    squared Euclidean distance, as the authors do (the paper's method only).
+    A nested target's support and gold are its outermost mentions (doc.ents)."""
+    support = run_dir / "support.spacy"
+    if nested:
+        vocab = spacy.blank("en").vocab
+        support = run_dir / "support_outermost.spacy"
+        DocBin(docs=[_outermost(doc) for doc in DocBin().from_disk(run_dir / "support.spacy").get_docs(vocab)]).to_disk(support)
     loss = dict(TOKEN_SYSTEMS[name][1])
     if k == 1 and name == "label-aware (paper)":
         loss["similarity"] = "euclidean"
@@ -475,6 +490,9 @@ def _token_fine_tuned(
     })
     nlp = spacy.load(out / "model-last")
     examples, predict_seconds = predict(nlp, test)
+    if nested:
+        for eg in examples:
+            _outermost(eg.reference)
     words = sum(len(eg.predicted) for eg in examples)
     return {
         **score(examples, key="ents"), "predict_seconds": predict_seconds, "train_seconds": seconds,

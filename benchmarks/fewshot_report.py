@@ -241,6 +241,92 @@ def support_section(support_dir: Path, before_dir: Optional[Path] = None) -> Lis
     return lines
 
 
+# Part 3, token-level (label_aware_ner), beside the baselines of the same runs.
+TOKEN_ROWS = (
+    ("label-aware contrastive, as its authors released it", "label-aware (paper)"),
+    ("CONTaiNER (no prompt, no context-label term)", "CONTaiNER"),
+    ("NNShot (binder_ner's source encoder)", "NNShot"),
+    ("(b) binder_ner fine-tuned", "fine-tuned"),
+)
+PAPER_OVER_CONTAINER = 0.03  # 5-shot F1 the paper's method should add over CONTaiNER
+MIN_TARGETS_OVER_CONTAINER = 2
+
+
+def check_token_targets(results: Dict[str, Dict]) -> List[str]:
+    """Issue 24's targets: the paper's method against CONTaiNER and NNShot; its fine-tuning time."""
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    gaps = {}
+    for name, data in sorted(results.items()):
+        paper, container = f1s(data, "label-aware (paper)", 5), f1s(data, "CONTaiNER", 5)
+        if paper and container:
+            gaps[name] = statistics.mean(paper) - statistics.mean(container)
+        for k in (1, 5):
+            nnshot = f1s(data, "NNShot", k)
+            paper_k = f1s(data, "label-aware (paper)", k)
+            if paper_k and nnshot:
+                gap = statistics.mean(paper_k) - statistics.mean(nnshot)
+                lines.append(f"| {name}: {k}-shot, the paper's method beats NNShot | {100 * gap:+.1f} (n={len(paper_k)}) | {'yes' if gap > 0 else 'no'} |")
+        seconds = [r["train_seconds"] for r in runs_of(data, "label-aware (paper)", 5)]
+        if seconds:
+            lines.append(f"| {name}: 5-shot fine-tuning ≤ 60 s | max {max(seconds):.0f} s | {'yes' if max(seconds) <= 60 else 'no'} |")
+    if gaps:
+        over = [name for name, gap in gaps.items() if gap >= PAPER_OVER_CONTAINER]
+        text = ", ".join(f"{name} {100 * gap:+.1f}" for name, gap in sorted(gaps.items()))
+        met = len(over) >= MIN_TARGETS_OVER_CONTAINER
+        lines.insert(2, f"| the paper's method beats CONTaiNER by ≥ {100 * PAPER_OVER_CONTAINER:.0f} F1 at 5-shot on "
+                        f"≥ {MIN_TARGETS_OVER_CONTAINER} targets | {text} | {'yes' if met else 'no'} |")
+    return lines
+
+
+def token_section(results: Dict[str, Dict]) -> List[str]:
+    """The label-aware paper's own method and CONTaiNER, token-level (label_aware_ner)."""
+    if not any(runs_of(data, "label-aware (paper)", k) for data in results.values() for k in (1, 5)):
+        return []
+    lines = [
+        "## The few-shot paper's method as its authors built it (token-level `label_aware_ner`)",
+        "",
+        "`label_aware_ner` follows the authors' released code: each window is followed by one",
+        "`[CLS] word [SEP]` block per label, `none` (O) first; words and labels (the `[CLS]` in front of",
+        "each word) go through CONTaiNER's Gaussian heads; the source mixes 0.1 context-context and 0.9",
+        "context-label (symmetric KL), fine-tuning 0.3 and 0.7 (squared Euclidean between unit means at",
+        "1-shot); prediction is each word's nearest support word, O included, on the unit encoder",
+        "states. CONTaiNER is the same component without the prompt and the context-label term. Each",
+        "has its own source, trained on CoNLL-2003 train with `configs/label_aware.cfg` (32 sentences a",
+        "step, the project's source step budget), and is fine-tuned with `configs/label_aware_fewshot.cfg`",
+        "on the same support sets and seeds as every row above.",
+        "",
+        "**No choice on a test split.** The authors' fine-tuning script scores the test file after every",
+        "step and keeps the best step; ours runs the config's fixed steps and keeps the last, and no",
+        "setting here was chosen on any target's test split.",
+        "Token-level rows are scored on the target's `doc.ents`: on GENIA, its outermost mentions (all a",
+        "flat tagger can give), while the binder_ner rows and NNShot are scored on every nested mention.",
+        "",
+        "### Targets",
+        "",
+        *check_token_targets(results),
+        "",
+    ]
+    for name, data in sorted(results.items()):
+        lines += [
+            f"### {name} (scored on {data['eval_split']}: {data['eval_docs']} docs)",
+            "",
+            "| system | 1-shot F1 | 5-shot F1 | fine-tuning s (5-shot) | prediction words/s |",
+            "|---|---|---|---|---|",
+        ]
+        for title, system in TOKEN_ROWS:
+            one, five = runs_of(data, system, 1), runs_of(data, system, 5)
+            if not (one or five):
+                continue
+            seconds = [r["train_seconds"] for r in five if "train_seconds" in r]
+            speed = [r["words_per_second"] for r in five if "words_per_second" in r]
+            lines.append(
+                f"| {title} | {cell(one)} | {cell(five)} | {f'{statistics.mean(seconds):.0f}' if seconds else '–'} | "
+                f"{f'{statistics.mean(speed):.0f}' if speed else '–'} |"
+            )
+        lines.append("")
+    return lines
+
+
 def supervised_table(results_dir: Path) -> List[str]:
     """Full training with and without the options (benchmarks/fewshot.py --supervised)."""
     lines = []
@@ -368,6 +454,7 @@ def main(
                      f"{data['mention_weight']}{objectives}; spancat ngram sizes "
                      f"{data['spancat_sizes'][0]}–{data['spancat_sizes'][1]}.")
         lines.append("")
+    lines += token_section(results)
     if support_dir is not None:
         lines += support_section(support_dir, before_dir)
     if sources is not None:

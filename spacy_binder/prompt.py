@@ -29,11 +29,14 @@ class LabelPrompt:
     for a keyword label, its name) goes. separator: between two types. Both may
     hold `{cls}` and `{sep}`, the encoder's own special tokens ([CLS] and [SEP]
     for BERT, <s> and </s> for RoBERTa-like encoders), e.g. the few-shot
-    paper's layout of one `[CLS] label [SEP]` block per type.
+    paper's layout of one `[CLS] label [SEP]` block per type. one_segment:
+    the prompt has the text's segment (token type) id, as the few-shot paper's
+    authors feed it, instead of the second sequence's.
     """
 
     template: str = "{description}"
     separator: str = " ; "
+    one_segment: bool = False
 
     def __post_init__(self) -> None:
         if "{description}" not in self.template:
@@ -72,14 +75,16 @@ class LabelPrompt:
         return "".join(parts), spans
 
 
-def tokenize_with_prompt(tokenizer, texts: List[str], prompt: Optional[Rendered]) -> Dict[str, Any]:
+def tokenize_with_prompt(
+    tokenizer, texts: List[str], prompt: Optional[Rendered], one_segment: bool = False
+) -> Dict[str, Any]:
     """spacy-transformers' `huggingface_tokenize`, with the prompt as the
     second sequence of every pair when there is one.
 
     The prompt's sub-words get offsets (0, 0), like special tokens, so that no
     spaCy token aligns to them, and `prompt_label` (n_windows, n_wordpieces)
     names the type each belongs to (-1: none, e.g. a separator; a type that
-    is not written has no sub-words).
+    is not written has no sub-words). one_segment: every sub-word has segment 0.
     """
     if prompt is None:
         return huggingface_tokenize(tokenizer, texts)
@@ -107,6 +112,8 @@ def tokenize_with_prompt(tokenizer, texts: List[str], prompt: Optional[Rendered]
         prompt_label[row, inside] = types[nth[inside]]
         offsets[row, in_prompt] = 0
     result = dict(encoding)
+    if one_segment and "token_type_ids" in result:
+        result["token_type_ids"] = numpy.zeros_like(result["token_type_ids"])
     result["prompt_label"] = prompt_label
     result["input_texts"] = [tokenizer.convert_ids_to_tokens(ids) for ids in encoding["input_ids"]]
     result["pad_token"] = tokenizer.pad_token

@@ -67,7 +67,8 @@ class Windowing:
         budget = (self.limit - cost) // 4
 
         def encode(spans: List[Span]) -> Tuple[Encoding, Shortened]:
-            encoding = tokenize_with_prompt(self.tokenizer, [span.text for span in spans], prompt)
+            one_segment = self.prompt is not None and self.prompt.one_segment
+            encoding = tokenize_with_prompt(self.tokenizer, [span.text for span in spans], prompt, one_segment)
             return shorten_long_tokens(spans, encoding, self.limit, budget, self.tokenizer.pad_token_id)
 
         encoding, shortened = encode(windows)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = (
     "support only", "nearest support", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat",
-    "(e) prompts + objectives (JS)",
+    "(e) prompts + objectives (JS)", "label-aware (paper)",
 )
 # What each run scores: a pipeline with a support set is decoded several ways.
 DECODED = {
@@ -72,6 +72,8 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
     for seed in (1, 2):
         assert_f1(result["runs"][f"fine-tuned + source kept | k=5 | seed={seed}"]["source_test"])
         assert result["runs"][f"fine-tuned | k=5 | seed={seed}"]["train_seconds"] > 0
+        token_level = result["runs"][f"label-aware (paper) | k=5 | seed={seed}"]
+        assert token_level["train_seconds"] > 0 and token_level["words_per_second"] > 0
     # Two seeds draw two support sets.
     supports = [tmp_path / "project" / "training" / "fewshot" / "ncbi" / f"k5_seed{s}" / "support.spacy" for s in (1, 2)]
     assert supports[0].read_bytes() != supports[1].read_bytes()
@@ -86,7 +88,9 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
                 "## Nearest-support decoding", "| (g) nearest support, source as is (no training) |",
                 "| (j) fine-tuned, nearest support + descriptions |", "| (e), nearest support |",
                 "ncbi: 5-shot, the best binder_ner row beats (b) and NNShot by ≥ 5 F1",
-                "ncbi: 5-shot ≥ zero-shot + 10 F1", "ncbi: nearest-support prediction ≤ 1.5x the time of plain prediction"):
+                "ncbi: 5-shot ≥ zero-shot + 10 F1", "ncbi: nearest-support prediction ≤ 1.5x the time of plain prediction",
+                "## The few-shot paper's method as its authors built it", "| label-aware contrastive, as its authors released it |",
+                "ncbi: 5-shot, the paper's method beats NNShot"):
         assert row in text
     # The user-facing steps for one support set, on the source the benchmark trained.
     outputs = {}

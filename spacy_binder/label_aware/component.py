@@ -1,7 +1,7 @@
 """The `label_aware_ner` pipeline component: words tagged by their nearest support word."""
 from dataclasses import replace
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from spacy.language import Language
@@ -18,8 +18,8 @@ from ..errors import warn, warn_once
 from ..labels import read_type_descriptions
 from ..model import weights_fingerprint
 from ..support import SUPPORT_KEY, StoresSupport, read_support, support_doc
-from .decode import OUTSIDE, doc_tags, io_spans, io_tags, nearest_label, nearest_support
-from .loss import NO_TAG, LabelAwareLoss
+from .decode import doc_tags, io_spans, io_tags, nearest_label, nearest_support
+from .loss import NO_TAG, OUTSIDE, LabelAwareLoss
 from .model import OUTSIDE_WORD, TokenVectors
 
 INIT_SAMPLE_SIZE = 10
@@ -117,6 +117,11 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
         return dict(self.cfg["words"])
 
     @property
+    def tag_index(self) -> Dict[str, int]:
+        """Each label's tag: its place in the prompt, after "none" (OUTSIDE)."""
+        return {label: k for k, label in enumerate(self.labels, OUTSIDE + 1)}
+
+    @property
     def words(self) -> List[str]:
         """The prompt's words: "none" (O), then each label's."""
         return [OUTSIDE_WORD, *(self.cfg["words"][label] for label in self.labels)]
@@ -144,13 +149,14 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
         get_examples: Callable[[], Iterable[Example]],
         *,
         nlp: Optional[Language] = None,
-        labels: Optional[Sequence[str]] = None,
+        labels: Optional[Union[Sequence[str], Mapping[str, str]]] = None,
         words: Optional[str] = None,
         support: Optional[str] = None,
     ) -> None:
         """Set the labels (from the examples' doc.ents unless given) and load the encoder.
 
-        words: a JSONL file of {"label": ..., "description": word}, each
+        labels: the labels, or {label: word} as `label_data` gives it (`spacy
+        init labels`). words: a JSONL file of {"label": ..., "description": word}, each
         label's prompt word (over the factory's label_words).
         support: a .spacy file (or a folder of them) of annotated Docs to
         decode by (`add_support`).
@@ -163,7 +169,8 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
                 f"The '{self.name}' component found no entities in the training examples' doc.ents: "
                 "give examples with doc.ents, or pass labels to initialize."
             )
-        given = read_type_descriptions(words) if words is not None else {}
+        given = dict(labels) if isinstance(labels, Mapping) else {}
+        given.update(read_type_descriptions(words) if words is not None else {})
         self.set_labels({label: given.get(label) for label in labels})
         sample = [eg.predicted for eg in islice(get_examples(), INIT_SAMPLE_SIZE)]
         self.model.initialize(X=(sample, self.words))
@@ -187,7 +194,9 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
         """Each token's tag: 0 for O, k for the k-th label."""
         docs = list(docs)
         vectors: TokenVectors = self.model.predict((docs, self.words))
-        if self.support:
+        if len(vectors) == 0:  # no text
+            found = torch.zeros((0,), dtype=torch.long)
+        elif self.support:
             states, tags = self._support_vectors()
             found = nearest_support(vectors.states, states, tags)
         elif self.model.attrs["prompt"]:
@@ -198,7 +207,7 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
                 f"'{self.name}' has no label prompt and no support set, so it finds nothing: "
                 "give it examples with add_support(docs).",
             )
-            found = torch.full((len(vectors),), OUTSIDE, dtype=torch.long)
+            found = torch.full((len(vectors),), OUTSIDE, dtype=torch.long, device=vectors.states.device)
         return doc_tags(vectors, found, docs)
 
     def set_annotations(self, docs: Iterable[Doc], tags: List[List[int]]) -> None:
@@ -209,16 +218,18 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
     def _support_vectors(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """The support words' unit states and tags, cached per support, prompt
         and encoder weights (a fine-tuned or reloaded encoder recomputes them)."""
-        key = (tuple(tuple(t.orth for t in doc) for doc in self.support), tuple(self.words),
-               tuple(tuple((s.start, s.end, s.label_) for s in doc.spans[SUPPORT_KEY]) for doc in self.support))
+        key = (
+            tuple(tuple(t.orth for t in doc) for doc in self.support),
+            tuple(tuple((s.start, s.end, s.label_) for s in doc.spans[SUPPORT_KEY]) for doc in self.support),
+            self.labels,
+            tuple(self.words),
+        )
         fingerprint = weights_fingerprint([hf_objects(self.model.get_ref("text_encoder")).transformer])
         cache = self._support_cache
         if cache is None or cache[0] != key or not torch.equal(cache[1], fingerprint):
             vectors: TokenVectors = self.model.predict((self.support, self.words))
-            index = {label: k for k, label in enumerate(self.labels, 1)}
-            tags = [io_tags(doc, doc.spans[SUPPORT_KEY], index) for doc in self.support]
-            word_tags = torch.tensor([tags[d][t] for d, t in zip(vectors.doc_index, vectors.token_index)], dtype=torch.long)
-            cache = (key, fingerprint, vectors.states, word_tags)
+            tags = [io_tags(doc, doc.spans[SUPPORT_KEY], self.tag_index) for doc in self.support]
+            cache = (key, fingerprint, vectors.states, _word_tags(vectors, tags))
             self._support_cache = cache
         return cache[2], cache[3]
 
@@ -249,8 +260,7 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], vectors: TokenVectors) -> Tuple[float, Tuple[torch.Tensor, ...]]:
         """The loss of a batch and its gradients for the model's trained outputs."""
-        tags = [self._gold_tags(eg) for eg in examples]
-        word_tags = torch.tensor([tags[d][t] for d, t in zip(vectors.doc_index, vectors.token_index)], dtype=torch.long)
+        word_tags = _word_tags(vectors, [self._gold_tags(eg) for eg in examples])
         leaves = [tensor.detach().requires_grad_() for tensor in vectors.trained]
         mu, var, label_mu, label_var = leaves
         value = self.loss(replace(vectors, mu=mu, var=var, label_mu=label_mu, label_var=label_var), word_tags)
@@ -265,7 +275,7 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
         """The tag of each predicted token from the reference's doc.ents (BILUO
         aligned by spaCy); NO_TAG where the reference says nothing ('-' or
         misaligned). Entities of labels this component does not have count as O."""
-        index = {label: k for k, label in enumerate(self.labels, 1)}
+        index = self.tag_index
         tags = []
         for tag in example.get_aligned_ner():
             if tag is None or tag == "-":
@@ -275,6 +285,12 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
             else:
                 tags.append(index.get(tag.split("-", 1)[1], OUTSIDE))
         return tags
+
+
+def _word_tags(vectors: TokenVectors, tags: Sequence[Sequence[int]]) -> torch.Tensor:
+    """The tag of each word of `vectors` from its Doc's token tags."""
+    found = [tags[d][t] for d, t in zip(vectors.doc_index, vectors.token_index)]
+    return torch.tensor(found, dtype=torch.long, device=vectors.mu.device)
 
 
 @registry.callbacks("spacy_binder.set_label_words.v1")

@@ -11,10 +11,8 @@ import numpy
 import torch
 from spacy.tokens import Doc, Span
 
-from .loss import distances
+from .loss import OUTSIDE, distances
 from .model import TokenVectors
-
-OUTSIDE = 0
 
 
 def io_tags(doc: Doc, spans: Sequence[Span], index: dict) -> List[int]:
@@ -43,15 +41,16 @@ def nearest_support(states: torch.Tensor, support_states: torch.Tensor, support_
     """The tag of each word's nearest support word: the largest dot product of
     unit vectors, i.e. the least squared Euclidean distance."""
     if len(states) == 0 or len(support_states) == 0:
-        return torch.full((len(states),), OUTSIDE, dtype=torch.long)
-    return support_tags[(states @ support_states.T).argmax(dim=1)]
+        return torch.full((len(states),), OUTSIDE, dtype=torch.long, device=states.device)
+    return support_tags.to(states.device)[(states @ support_states.T).argmax(dim=1)]
 
 
 def nearest_label(vectors: TokenVectors, similarity: str) -> torch.Tensor:
     """The tag of each word's nearest label of its window's prompt."""
-    window = torch.from_numpy(vectors.window)
+    window = torch.from_numpy(vectors.window).to(vectors.mu.device)
     found = distances(
-        similarity, vectors.mu[:, None], vectors.var[:, None], vectors.label_mu[window], vectors.label_var[window], False
+        similarity, vectors.mu[:, None], vectors.var[:, None], vectors.label_mu[window], vectors.label_var[window],
+        pairwise=False,
     )
     return found.argmin(dim=1)
 

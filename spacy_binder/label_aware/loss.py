@@ -1,8 +1,10 @@
 """`spacy_binder.LabelAwareLoss.v1`: the label-aware paper's two objectives, per word.
 
-- context-context (CONTaiNER's loss): every labelled word of the batch is an
-  anchor against every other; words of the same label, O included, are its
-  positives: -log(sum_pos e^l / sum_others e^l), averaged over anchors that
+- context-context: every labelled word of the batch is an anchor against
+  every other; words of the same label, O included, are its positives. The
+  authors' form ("outside", supervised contrastive learning's L_out) is the
+  mean over positives of -(l_p - log sum_others e^l); CONTaiNER's ("inside")
+  is -log(sum_pos e^l / sum_others e^l). Either is averaged over anchors that
   have a positive (`outside_anchors` false: O words are candidates only, as
   CONTaiNER trains its source);
 - context-label: each labelled word against every label of its window's
@@ -10,8 +12,9 @@
 
 mixed as context_weight * cc + label_weight * cl (the authors: 0.1 / 0.9 on
 the source, 0.3 / 0.7 when fine-tuning). The logit of a pair is minus a
-distance between the two Gaussians: "kl", the symmetric KL (the authors' and
-CONTaiNER's); "js", the moment-matched Jensen-Shannon of
+distance between the two Gaussians: "kl", the mean of the two KLs,
+(KL(P||Q) + KL(Q||P)) / 2, as both released codes compute it; "js", the
+moment-matched Jensen-Shannon of
 `spacy_binder.contrastive`; "euclidean", the squared Euclidean distance
 between the unit means, which the authors use at 1-shot.
 """
@@ -21,14 +24,16 @@ from typing import TYPE_CHECKING
 import torch
 from spacy.util import registry
 
-from ..contrastive import anchor_terms, gaussian_js, symmetric_kl
+from ..contrastive import MASKED, anchor_terms, gaussian_js, symmetric_kl
 
 if TYPE_CHECKING:  # the model module imports the encoders (transformers); the loss needs none of it
     from .model import TokenVectors
 
-SIMILARITIES = ("kl", "js", "euclidean")
-# A word's tag: its label's place in the prompt, 0 for O; NO_TAG: not labelled
-# (its gold token is misaligned), it takes no part.
+DISTANCES = ("kl", "js", "euclidean")
+FORMS = ("outside", "inside")
+# A word's tag: its label's place in the prompt, OUTSIDE for O; NO_TAG: not
+# labelled (its gold token is misaligned), it takes no part.
+OUTSIDE = 0
 NO_TAG = -1
 
 
@@ -37,7 +42,11 @@ def pairwise_symmetric_kl(
 ) -> torch.Tensor:
     """`symmetric_kl` of every row of (N, D) against every row of (M, D), as
     matrix products: (N, M) without the (N, M, D) tensor of the broadcast form,
-    so a batch of a few thousand words fits in memory."""
+    so a batch of a few thousand words fits in memory. In float64: the
+    expansion subtracts large terms, which float32 would leave noisy for close
+    pairs (the positives)."""
+    dtype = mu1.dtype
+    mu1, var1, mu2, var2 = (t.double() for t in (mu1, var1, mu2, var2))
     inv1, inv2 = 1.0 / var1, 1.0 / var2
     variances = var1 @ inv2.T + inv1 @ var2.T - 2.0 * mu1.shape[-1]
     # sum_d (mu1 - mu2)^2 (inv1 + inv2), expanded.
@@ -49,7 +58,7 @@ def pairwise_symmetric_kl(
         + (squared2 * inv2).sum(-1)[None]
         - 2.0 * ((mu1 * inv1) @ mu2.T + mu1 @ (mu2 * inv2).T)
     )
-    return 0.5 * (variances + means)
+    return (0.5 * (variances + means)).clamp(min=0.0).to(dtype)
 
 
 def distances(
@@ -63,8 +72,9 @@ def distances(
             return (2.0 - 2.0 * unit1 @ unit2.T).clamp(min=0.0)
         return ((unit1 - unit2) ** 2).sum(-1)
     if similarity == "kl":
-        return pairwise_symmetric_kl(mu1, var1, mu2, var2) if pairwise else symmetric_kl(mu1, var1, mu2, var2)
-    if pairwise:
+        both = pairwise_symmetric_kl(mu1, var1, mu2, var2) if pairwise else symmetric_kl(mu1, var1, mu2, var2)
+        return 0.5 * both
+    if pairwise:  # (N, M, D) at once: the "js" option needs memory for it
         mu1, var1, mu2, var2 = mu1[:, None], var1[:, None], mu2[None], var2[None]
     return gaussian_js(mu1, var1, mu2, var2)
 
@@ -76,10 +86,13 @@ class LabelAwareLoss:
     label_weight: float = 0.9
     similarity: str = "kl"
     outside_anchors: bool = True
+    form: str = "outside"
 
     def __post_init__(self) -> None:
-        if self.similarity not in SIMILARITIES:
-            raise ValueError(f"Unknown label_aware_ner similarity '{self.similarity}': use one of {SIMILARITIES}.")
+        if self.similarity not in DISTANCES:
+            raise ValueError(f"Unknown label_aware_ner similarity '{self.similarity}': use one of {DISTANCES}.")
+        if self.form not in FORMS:
+            raise ValueError(f"Unknown label_aware_ner context-context form '{self.form}': use one of {FORMS}.")
         if self.context_weight < 0 or self.label_weight < 0 or self.context_weight + self.label_weight <= 0:
             raise ValueError(
                 f"label_aware_ner's loss weights must be >= 0 and not both 0, got context_weight="
@@ -103,10 +116,18 @@ class LabelAwareLoss:
         logits = -distances(self.similarity, mu, var, mu, var, pairwise=True)
         positive = tag[:, None] == tag[None, :]
         candidate = ~torch.eye(len(tag), dtype=torch.bool, device=tag.device)
+        positive &= candidate
         if not self.outside_anchors:
-            positive &= (tag > 0)[:, None]  # an O row has no positive, so it is no anchor
-        total, count = anchor_terms(logits, positive, candidate)
-        return total / count.clamp(min=1)
+            positive &= (tag != OUTSIDE)[:, None]  # an O row has no positive, so it is no anchor
+        if self.form == "inside":
+            total, count = anchor_terms(logits, positive, candidate)
+            return total / count.clamp(min=1)
+        masked = logits.masked_fill(~candidate, logits.detach().min() + MASKED)
+        log_probability = logits - torch.logsumexp(masked, dim=1, keepdim=True)
+        n_positives = positive.sum(dim=1)
+        anchors = n_positives > 0
+        per_anchor = -(log_probability * positive).sum(dim=1)[anchors] / n_positives[anchors]
+        return per_anchor.mean() if len(per_anchor) else logits.new_zeros(())
 
     def context_label(self, vectors: "TokenVectors", tags: torch.Tensor) -> torch.Tensor:
         n_labels = vectors.label_mu.shape[1]
@@ -118,7 +139,7 @@ class LabelAwareLoss:
         labelled = torch.nonzero(tags != NO_TAG).flatten()
         if len(labelled) == 0:
             return vectors.mu.new_zeros(())
-        window = torch.from_numpy(vectors.window).to(tags.device)[labelled]
+        window = torch.from_numpy(vectors.window).to(labelled.device)[labelled]
         logits = -distances(
             self.similarity,
             vectors.mu[labelled][:, None],

@@ -19,11 +19,12 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
 
 from ..batch import EncodedWindows, Windows
-from ..encoders import TextInput
+from ..encoders import TextInput, hf_objects
 from ..prompt import LabelPrompt
 
 # The authors' layout: `[CLS] text [SEP] [CLS] none [SEP] [CLS] person [SEP] ...`.
-LABEL_PROMPT = LabelPrompt(template="{cls} {description}", separator=" {sep} ")
+# All of it in the text's segment (token type 0), as the authors feed it.
+LABEL_PROMPT = LabelPrompt(template="{cls} {description}", separator=" {sep} ", one_segment=True)
 # The O label's word, first in the prompt.
 OUTSIDE_WORD = "none"
 # Small enough not to move a variance of 1, large enough to keep 1/var finite.
@@ -56,7 +57,8 @@ class TokenVectors:
 
     @property
     def trained(self) -> Tuple[torch.Tensor, ...]:
-        """The outputs the losses read (and send gradients to)."""
+        """The outputs the losses read (and send gradients to), in GaussianHeads'
+        output order after the states."""
         return self.mu, self.var, self.label_mu, self.label_var
 
 
@@ -121,9 +123,12 @@ def build_label_aware_model(
 
 
 def init(model: Model, X: Optional[InT] = None, Y=None) -> None:
-    model.get_ref("text_encoder").initialize()
-    if X is not None and X[0]:
-        model.predict(X)  # one pass gives the lazy head layers their input width
+    text_encoder = model.get_ref("text_encoder")
+    text_encoder.initialize()
+    heads: GaussianHeads = model.get_ref("heads").shims[0]._model
+    width = hf_objects(text_encoder).transformer.config.hidden_size
+    with torch.no_grad():  # gives the lazy layers the encoder's width
+        heads.gaussians(torch.zeros((1, width)))
 
 
 def word_owners(windows: Windows) -> Tuple[numpy.ndarray, ...]:
@@ -131,9 +136,7 @@ def word_owners(windows: Windows) -> Tuple[numpy.ndarray, ...]:
     token lies farthest from an edge (the first such window on a tie), and the
     token's first sub-word there. Returns doc, token, window, sub-word arrays
     sorted by Doc and token."""
-    w, t = numpy.nonzero(windows.first_wp >= 0)
-    inside = t < windows.length[w]
-    w, t = w[inside], t[inside]
+    w, t = numpy.nonzero(windows.first_wp >= 0)  # -1 past each window's length too
     doc = windows.doc_index[w]
     token = windows.start[w] + t
     centrality = numpy.minimum(t, windows.length[w] - 1 - t)
