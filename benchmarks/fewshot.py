@@ -205,6 +205,10 @@ def main(
             name: _token_source(name, work_dir, source_dir, source_corpus, encoder_path, source_steps, source_eval_frequency)
             for name in wanted if name in TOKEN_SYSTEMS
         }
+        for name, token_source in token_sources.items():
+            for decoding, result in _token_source_test(token_source, source_dir, source_test).items():
+                if results.get(f"source before fine-tuning | {name}{decoding}") is None:
+                    results.put(f"source before fine-tuning | {name}{decoding}", result)
         for name, prompt_source in sources.items():
             if results.get(f"zero-shot | {name}") is None:
                 results.put(f"zero-shot | {name}", evaluate(_retargeted(prompt_source, types, mode), test))
@@ -326,7 +330,7 @@ def _prompt_source(
     """The source of a (c)-(f) system, trained once (init-config --transfer with its
     options), as the project's fewshot-source trains MODEL."""
     out = work_dir / "sources" / slug(name)
-    if (out / "model-best").exists():
+    if (out / "train_seconds.json").exists():  # written at the end (model-best is at every better evaluation)
         return out / "model-best"
     prompt, objectives = PROMPT_SYSTEMS[name]
     typer.secho(f"\n=== training the source of {name}", bold=True)
@@ -442,7 +446,8 @@ def _token_source(
     """The label_aware_ner source of a part-3 system, trained once; the last
     step's model (the authors train one epoch and choose no step)."""
     out = work_dir / "sources" / slug(name)
-    if (out / "model-last").exists():
+    done = out / "train_seconds.json"  # model-last is written at every evaluation: not a sign of the end
+    if done.exists():
         return out / "model-last"
     typer.secho(f"\n=== training the source of {name}", bold=True)
     overrides = {f"components.label_aware_ner.{key}": value for key, value in TOKEN_SYSTEMS[name][0].items()}
@@ -465,6 +470,27 @@ def _outermost(doc: Doc) -> Doc:
     first, as spaCy's filter_spans keeps them): all a flat tagger can learn or give."""
     doc.ents = filter_spans(doc.spans["sc"])
     return doc
+
+
+def _token_source_test(source: Path, source_dir: Path, test: Reader) -> Dict[str, Dict[str, object]]:
+    """A part-3 source on the source's test set, computed once (a JSON file beside
+    it): decoded by a 5-shot support set of the source's training set (seed 1),
+    and, with a prompt, by the nearest label of the prompt alone."""
+    cached = source.parent / "source_test.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    nlp = spacy.load(source)
+    ner = nlp.get_pipe("label_aware_ner")
+    found = {}
+    if ner.model.attrs["prompt"]:
+        examples, _ = predict(nlp, test)
+        found[", nearest label"] = score(examples, key="ents")
+    support, _ = sample_support(references(source_dir / "train.spacy"), 5, 1)
+    ner.add_support(support)
+    examples, _ = predict(nlp, test)
+    found[", 5-shot source support"] = score(examples, key="ents")
+    cached.write_text(json.dumps(found))
+    return found
 
 
 def _token_fine_tuned(

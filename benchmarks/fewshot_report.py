@@ -278,6 +278,20 @@ def check_token_targets(results: Dict[str, Dict]) -> List[str]:
     return lines
 
 
+def token_sources(results: Dict[str, Dict]) -> List[str]:
+    """The token-level sources themselves on the source test set (the same in every results file)."""
+    prefix = "source before fine-tuning | "
+    found = {key[len(prefix):]: run for data in results.values() for key, run in data["runs"].items() if key.startswith(prefix)}
+    if not found:
+        return []
+    lines = ["The sources on CoNLL-2003 test, before any fine-tuning (by the nearest label of the prompt alone,",
+             "and by a 5-shot support set drawn from CoNLL-2003 train):", "",
+             "| source, decoding | F1 | P | R |", "|---|---|---|---|"]
+    for name, run in sorted(found.items()):
+        lines.append(f"| {name} | {100 * run['f1']:.1f} | {100 * run['precision']:.1f} | {100 * run['recall']:.1f} |")
+    return lines + [""]
+
+
 def token_section(results: Dict[str, Dict]) -> List[str]:
     """The label-aware paper's own method and CONTaiNER, token-level (label_aware_ner)."""
     if not any(runs_of(data, "label-aware (paper)", k) for data in results.values() for k in (1, 5)):
@@ -305,6 +319,7 @@ def token_section(results: Dict[str, Dict]) -> List[str]:
         "",
         *check_token_targets(results),
         "",
+        *token_sources(results),
     ]
     for name, data in sorted(results.items()):
         lines += [

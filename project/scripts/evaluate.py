@@ -1,4 +1,4 @@
-"""Score a trained pipeline on dev (and test) and time it.
+"""Score a trained pipeline (binder_ner or label_aware_ner) on dev (and test) and time it.
 
 python scripts/evaluate.py MODEL CORPUS_DIR OUTPUT.json
 Writes overall and per-type precision, recall and F1 and words per second
@@ -12,6 +12,8 @@ import spacy
 import typer
 from spacy.training import Corpus, Example
 
+NER_PIPES = ("binder_ner", "label_aware_ner")
+
 
 def main(
     model: Path,
@@ -21,8 +23,12 @@ def main(
     splits: str = typer.Option("dev,test", help="Comma-separated splits to score, where present"),
 ) -> None:
     nlp = spacy.load(model)
-    ner = nlp.get_pipe("binder_ner")
-    key = ner.cfg["spans_key"]
+    name = next((name for name in NER_PIPES if name in nlp.pipe_names), None)
+    if name is None:
+        raise typer.BadParameter(f"{model} has none of {NER_PIPES} (its pipes: {nlp.pipe_names}).")
+    ner = nlp.get_pipe(name)
+    # binder_ner's spans (nested or flat), or label_aware_ner's doc.ents
+    prefix = f"spans_{ner.cfg['spans_key']}" if name == "binder_ner" else "ents"
     results = {}
     for split in splits.split(","):
         path = corpus_dir / f"{split}.spacy"
@@ -35,10 +41,10 @@ def main(
         # Score the timed predictions: one prediction pass per split.
         scores = ner.score([Example(doc, eg.reference) for doc, eg in zip(docs, examples)])
         results[split] = {
-            "precision": scores[f"spans_{key}_p"],
-            "recall": scores[f"spans_{key}_r"],
-            "f1": scores[f"spans_{key}_f"],
-            "per_type": scores[f"spans_{key}_per_type"],
+            "precision": scores[f"{prefix}_p"],
+            "recall": scores[f"{prefix}_r"],
+            "f1": scores[f"{prefix}_f"],
+            "per_type": scores[f"{prefix}_per_type"],
             "words": sum(len(doc) for doc in docs),
             "words_per_second": sum(len(doc) for doc in docs) / seconds,
         }
