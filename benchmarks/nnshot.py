@@ -1,7 +1,7 @@
 """NNShot (Yang & Katiyar 2020) on binder_ner's source-trained text encoder.
 
 Each token is represented by its first sub-word's hidden state (L2-normalised),
-read from the window that holds it first. Support tokens carry IO tags (the
+read from the window where it has most context (label_aware_ner's `word_owners`). Support tokens carry IO tags (the
 label of the outermost gold span over them, else O); every test token takes
 the tag of its nearest support token, and each run of equal non-O tags is one
 predicted mention (label_aware_ner's decoding, `spacy_binder.label_aware.decode`).
@@ -10,30 +10,28 @@ are missed by design.
 """
 from typing import List, Tuple
 
+import numpy
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from common import encode
 from spacy_binder.label_aware.decode import OUTSIDE, io_spans, io_tags, nearest_support
+from spacy_binder.label_aware.model import word_owners
 
 
 def token_vectors(nlp: Language, docs: List[Doc]) -> List[torch.Tensor]:
-    """(n_tokens, width) per Doc; tokens without sub-words get zero vectors."""
+    """(n_tokens, width) unit vectors per Doc, each token read where label_aware_ner
+    reads it (`word_owners`); tokens without sub-words get zero vectors."""
     out: List[torch.Tensor] = []
     for batch, encoded in encode(nlp.get_pipe("binder_ner"), docs):
-        width = encoded.hidden.shape[-1]
-        vectors = [torch.zeros((len(doc), width)) for doc in batch]
-        seen = [torch.zeros(len(doc), dtype=torch.bool) for doc in batch]
-        windows = encoded.windows
-        for w in range(len(windows)):
-            d, start, length = int(windows.doc_index[w]), int(windows.start[w]), int(windows.length[w])
-            first_wp = torch.from_numpy(windows.first_wp[w, :length])
-            fresh = (first_wp >= 0) & ~seen[d][start : start + length]
-            positions = torch.nonzero(fresh).flatten()
-            vectors[d][start + positions] = encoded.hidden[w, first_wp[positions]].float()
-            seen[d][start + positions] = True
-        out.extend(torch.nn.functional.normalize(v, dim=-1) for v in vectors)
+        doc_index, token, window, wordpiece = word_owners(encoded.windows)
+        states = torch.nn.functional.normalize(encoded.hidden[window, wordpiece].float(), dim=-1)
+        for d, doc in enumerate(batch):
+            vectors = states.new_zeros((len(doc), states.shape[-1]))
+            rows = numpy.flatnonzero(doc_index == d)
+            vectors[token[rows]] = states[rows]
+            out.append(vectors)
     return out
 
 

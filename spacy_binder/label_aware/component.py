@@ -260,7 +260,8 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], vectors: TokenVectors) -> Tuple[float, Tuple[torch.Tensor, ...]]:
         """The loss of a batch and its gradients for the model's trained outputs."""
-        word_tags = _word_tags(vectors, [self._gold_tags(eg) for eg in examples])
+        index = self.tag_index
+        word_tags = _word_tags(vectors, [self._gold_tags(eg, index) for eg in examples])
         leaves = [tensor.detach().requires_grad_() for tensor in vectors.trained]
         mu, var, label_mu, label_var = leaves
         value = self.loss(replace(vectors, mu=mu, var=var, label_mu=label_mu, label_var=label_var), word_tags)
@@ -271,11 +272,11 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
         grads = tuple(leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves)
         return float(value.detach()), grads
 
-    def _gold_tags(self, example: Example) -> List[int]:
+    @staticmethod
+    def _gold_tags(example: Example, index: Mapping[str, int]) -> List[int]:
         """The tag of each predicted token from the reference's doc.ents (BILUO
         aligned by spaCy); NO_TAG where the reference says nothing ('-' or
-        misaligned). Entities of labels this component does not have count as O."""
-        index = self.tag_index
+        misaligned). Entities of labels not in `index` (not this component's) count as O."""
         tags = []
         for tag in example.get_aligned_ner():
             if tag is None or tag == "-":
