@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from .errors import BinderWarning
+from .msgpack_codecs import keep_msgpack_codecs
 
 _EXPORTS = {
     "BinderNER": "component",
@@ -41,3 +42,4 @@ def _one_torch_thread() -> None:
 
 
 os.register_at_fork(after_in_child=_one_torch_thread)
+keep_msgpack_codecs()  # reading a DocBin of Docs with span groups ~8x faster

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = (
     "support only", "nearest support", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat",
-    "(e) prompts + objectives (JS)",
+    "(e) prompts + objectives (JS)", "label-aware (paper)",
 )
 # What each run scores: a pipeline with a support set is decoded several ways.
 DECODED = {
@@ -31,6 +31,7 @@ DECODED = {
         name: (name, f"{name}, nearest support", f"{name}, nearest support + descriptions")
         for name in ("fine-tuned", "(e) prompts + objectives (JS)")
     },
+    "label-aware (paper)": ("label-aware (paper)", "label-aware (paper), nearest label"),
 }
 
 
@@ -56,7 +57,9 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
     assert result["eval_split"] == "test" and result["pool_split"] == "dev" and result["eval_docs"] == 30
     expected = {"zero-shot", "zero-shot | (e) prompts + objectives (JS)"}
     expected |= {f"{system} | k=5 | seed=1" for name in SYSTEMS for system in DECODED.get(name, (name,))}
-    assert set(result["runs"]) == expected | {"source before fine-tuning"}
+    token_sources = {f"source before fine-tuning | label-aware (paper){decoding}"
+                     for decoding in (", nearest label", ", 5-shot source support")}
+    assert set(result["runs"]) == expected | {"source before fine-tuning"} | token_sources
     speed = result["prompt_speed"]["(e) prompts + objectives (JS)"]
     assert speed["docs"] == 30 and speed["words_per_second_prompt"] > 0 and speed["words_per_second_no_prompt"] > 0
     speed = result["support_speed"]
@@ -65,12 +68,17 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
     # all four of its types: each is scored on its own types only, the source kept or not.
     conll = set(read_type_descriptions(ROOT / "assets" / "entity_types" / "conll.jsonl"))
     assert_scored(result["runs"].pop("source before fine-tuning"), conll, conll)
+    for key in token_sources:
+        assert_f1(result["runs"].pop(key))  # 30 CoNLL-2003 test sentences, the tiny source finding few
     for key, run in result["runs"].items():
         assert_scored(run, {"Disease"}, {"Disease"})
         if " | k=" in key:
             assert run["support_mentions"]["Disease"] >= 5  # the sampler reached K
     assert_f1(result["runs"]["fine-tuned + source kept | k=5 | seed=1"]["source_test"])
     assert result["runs"]["fine-tuned | k=5 | seed=1"]["train_seconds"] > 0
+    token_level = result["runs"]["label-aware (paper) | k=5 | seed=1"]
+    assert token_level["train_seconds"] > 0 and token_level["words_per_second"] > 0
+    assert_f1(token_level["source_test"])  # forgetting: back on CoNLL-2003 after fine-tuning
     assert (tmp_path / "project" / "training" / "fewshot" / "ncbi" / "k5_seed1" / "support.spacy").exists()
 
     text = report.read_text()
@@ -83,11 +91,15 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
                 "## Nearest-support decoding", "| (g) nearest support, source as is (no training) |",
                 "| (j) fine-tuned, nearest support + descriptions |", "| (e), nearest support |",
                 "ncbi: 5-shot, the best binder_ner row beats (b) and NNShot by ≥ 5 F1",
-                "ncbi: 5-shot ≥ zero-shot + 10 F1", "ncbi: nearest-support prediction ≤ 1.5x the time of plain prediction"):
+                "ncbi: 5-shot ≥ zero-shot + 10 F1", "ncbi: nearest-support prediction ≤ 1.5x the time of plain prediction",
+                "## The few-shot paper's method as its authors built it", "| label-aware contrastive, as its authors released it |",
+                "| the same, decoded by the nearest label of its prompt (support set not read) |",
+                "ncbi: 5-shot, the paper's method beats NNShot"):
         assert row in text
     # The user-facing steps for one support set, on the source the benchmark trained.
     outputs = {}
-    for command in ("fewshot-sample", "fewshot-finetune", "fewshot-evaluate"):
+    for command in ("fewshot-sample", "fewshot-finetune", "fewshot-evaluate",
+                    "label-aware-source", "label-aware-finetune", "label-aware-evaluate"):
         step = subprocess.run(
             [sys.executable, "-m", "spacy", "project", "run", command, str(tmp_path / "project"), *overrides],
             cwd=tmp_path, capture_output=True, text=True, timeout=600,
@@ -98,3 +110,6 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
     metrics = json.loads((tmp_path / "project" / "metrics" / "fewshot_ncbi_k5_seed1.json").read_text())
     assert set(metrics) == {"test"}  # not dev: the support is from dev
     assert_scored(metrics["test"], {"Disease"}, {"Disease"})
+    metrics = json.loads((tmp_path / "project" / "metrics" / "label_aware_ncbi_k5_seed1.json").read_text())
+    assert set(metrics) == {"test"} and metrics["test"]["words_per_second"] > 0
+    assert_f1(metrics["test"])
