@@ -37,3 +37,31 @@ def test_results_under_other_settings_are_refused(tmp_path):
     with pytest.raises(typer.BadParameter, match=r"other settings \(learn_rate, max_eval: \[0.0002, 30\] there, \[0.001, 20\] now\)"):
         Results(path, {}, {**SETTINGS, "max_eval": 20, "learn_rate": 1e-3})
     assert path.read_text() == before  # the runs made before are kept
+
+
+def run(f1: float, **extra) -> dict:
+    return {"precision": f1, "recall": f1, "f1": f1, **extra}
+
+
+def test_token_section_judges_genia_on_outermost_mentions_and_shows_forgetting():
+    """The token-level report: the paper-vs-CONTaiNER gap with its seed counts, NNShot
+    on a nested target judged on the outermost mentions the token rows are scored on,
+    and the source's test F1 after fine-tuning."""
+    from fewshot_report import token_section
+
+    def data(nested: bool, nnshot: float) -> dict:
+        runs = {}
+        for seed in (1, 2):
+            runs[f"label-aware (paper) | k=5 | seed={seed}"] = run(0.40, source_test=run(0.70), train_seconds=20.0)
+            runs[f"CONTaiNER | k=5 | seed={seed}"] = run(0.30, source_test=run(0.60), train_seconds=10.0)
+            runs[f"NNShot | k=5 | seed={seed}"] = run(nnshot, **({"outermost": run(0.50)} if nested else {}))
+        return {"runs": runs, "nested": nested, "eval_split": "test", "eval_docs": 9}
+
+    text = "\n".join(token_section({"genia": data(True, 0.10), "ncbi": data(False, 0.10)}))
+    assert "on ≥ 2 targets | genia +10.0 (n=2, 2), ncbi +10.0 (n=2, 2) | yes |" in text
+    # Against NNShot's nested score (0.10) GENIA would pass; on its outermost mentions (0.50) it does not.
+    assert "| genia: 5-shot, the paper's method beats NNShot | -10.0 (n=2, 2, outermost mentions) | no |" in text
+    assert "| ncbi: 5-shot, the paper's method beats NNShot | +30.0 (n=2, 2) | yes |" in text
+    assert "| NNShot, scored on the outermost mentions | – | 50.0 ± 0.0 (P 50.0, R 50.0; n=2) |" in text
+    assert text.count("| NNShot, scored on the outermost mentions |") == 1  # GENIA's table only
+    assert "| label-aware contrastive, as its authors released it | – | 40.0 ± 0.0 (P 40.0, R 40.0; n=2) | 70.0 ± 0.0 | 20 |" in text

@@ -1,6 +1,5 @@
 """The `label_aware_ner` pipeline component: words tagged by their nearest support word."""
 from dataclasses import replace
-from itertools import islice
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -21,8 +20,6 @@ from ..support import SUPPORT_KEY, StoresSupport, read_support, support_doc
 from .decode import doc_tags, io_spans, io_tags, nearest_label, nearest_support
 from .loss import NO_TAG, OUTSIDE, LabelAwareLoss
 from .model import OUTSIDE_WORD, TokenVectors
-
-INIT_SAMPLE_SIZE = 10
 
 DEFAULT_LABEL_AWARE_MODEL = f"""
 [model]
@@ -172,8 +169,7 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
         given = dict(labels) if isinstance(labels, Mapping) else {}
         given.update(read_type_descriptions(words) if words is not None else {})
         self.set_labels({label: given.get(label) for label in labels})
-        sample = [eg.predicted for eg in islice(get_examples(), INIT_SAMPLE_SIZE)]
-        self.model.initialize(X=(sample, self.words))
+        self.model.initialize()  # the heads take the encoder's width: no sample needed
         if support is not None:
             self.clear_support()
             self.add_support(read_support(support, self.vocab))
@@ -219,7 +215,7 @@ class LabelAwareNER(StoresSupport, TrainablePipe):
         """The support words' unit states and tags, cached per support, prompt
         and encoder weights (a fine-tuned or reloaded encoder recomputes them)."""
         key = (
-            tuple(tuple(t.orth for t in doc) for doc in self.support),
+            tuple((doc.text, tuple(t.idx for t in doc)) for doc in self.support),  # the encoder reads the text
             tuple(tuple((s.start, s.end, s.label_) for s in doc.spans[SUPPORT_KEY]) for doc in self.support),
             self.labels,
             tuple(self.words),

@@ -126,9 +126,9 @@ def init(model: Model, X: Optional[InT] = None, Y=None) -> None:
     text_encoder = model.get_ref("text_encoder")
     text_encoder.initialize()
     heads: GaussianHeads = model.get_ref("heads").shims[0]._model
-    width = hf_objects(text_encoder).transformer.config.hidden_size
-    with torch.no_grad():  # gives the lazy layers the encoder's width
-        heads.gaussians(torch.zeros((1, width)))
+    transformer = hf_objects(text_encoder).transformer
+    with torch.no_grad():  # gives the lazy layers the encoder's width, on its device
+        heads.gaussians(torch.zeros((1, transformer.config.hidden_size), device=transformer.device))
 
 
 def word_owners(windows: Windows) -> Tuple[numpy.ndarray, ...]:
