@@ -438,8 +438,7 @@ def _keep_source(
     nlp, seconds = fine_tune(source, train_dir, out, types_path, mode, tuning, keep=True)
     nlp.get_pipe("binder_ner").clear_support()  # (b)'s decoding, descriptions alone; the replay is no support
     result = {**evaluate(nlp, test, labels=list(read_type_descriptions(types_path))), "train_seconds": seconds}
-    forgetting = evaluate(nlp, source_test, source_labels)
-    result["source_test"] = {key: forgetting[key] for key in ("precision", "recall", "f1")}
+    result["source_test"] = _prf(evaluate(nlp, source_test, source_labels))
     return result
 
 
@@ -545,8 +544,7 @@ def _token_fine_tuned(
     if ner.model.attrs["prompt"] and "similarity" not in loss:
         ner.clear_support()
         found[f"{name}, nearest label"] = _token_scores(nlp, test, nested, seconds)
-    forgetting = _token_on_source(nlp, source_dir, source_corpus, source_test)
-    found[name]["source_test"] = {key: forgetting[key] for key in ("precision", "recall", "f1")}
+    found[name]["source_test"] = _prf(_token_on_source(nlp, source_dir, source_corpus, source_test))
     return found
 
 
@@ -576,9 +574,13 @@ def _nnshot(source: Path, support: List[Doc], test: Reader, nested: bool) -> Dic
         for eg in examples:
             _outermost(eg.reference)
             eg.predicted.ents = list(eg.predicted.spans["sc"])
-        outermost = score(examples, key="ents")
-        result["outermost"] = {key: outermost[key] for key in ("precision", "recall", "f1")}
+        result["outermost"] = _prf(score(examples, key="ents"))
     return result
+
+
+def _prf(scores: Dict[str, object]) -> Dict[str, object]:
+    """Precision, recall and F1 of a score, kept beside a run's main score."""
+    return {key: scores[key] for key in ("precision", "recall", "f1")}
 
 
 def _spancat(run_dir: Path, out: Path, encoder: str, steps: int, test: Reader) -> Dict[str, object]:
