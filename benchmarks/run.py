@@ -170,6 +170,7 @@ def main(
     learn_rate: float = 1e-4,
     warmup_steps: int = 50,
     ablations: str = typer.Option("genia", help="Corpora that also get the ablations"),
+    systems_only: str = typer.Option("", "--systems", help="Comma-separated systems to run (default: all), e.g. 'binder_ner,binder_ner int8' for an encoder's row"),
     scaling_corpus: str = "ncbi",
     scaling: str = typer.Option("1000,5000,20000", help="Document sizes in words"),
     rounds: int = 2,
@@ -196,6 +197,12 @@ def main(
         max_width = min(max(span_widths(train), default=1), 30)
         sizes = list(range(1, max_width + 1))
         systems = plan_systems(corpus, nested, sizes, corpus in ablations.split(","), binder_cfg)
+        if systems_only:
+            wanted = [name.strip() for name in systems_only.split(",") if name.strip()]
+            unknown = sorted(set(wanted) - {s.name for s in systems})
+            if unknown or "binder_ner" not in wanted:
+                raise typer.BadParameter(f"--systems {wanted}: give binder_ner (the others are measured against it) and any of {[s.name for s in systems]}")
+            systems = [s for s in systems if s.name in wanted]
         shared = {
             **data_overrides(splits["train"], splits["dev"], encoder_path),
             "training.max_steps": max_steps,

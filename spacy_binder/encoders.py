@@ -103,6 +103,11 @@ def max_wordpieces(model: Model) -> int:
     limit = hf.tokenizer.model_max_length
     if limit > 100_000:  # the tokenizer does not know; ask the model
         limit = hf.transformer.config.max_position_embeddings
+        # RoBERTa-like encoders (MPNet, XLM-R) number positions from padding_idx + 1
+        for name, module in hf.transformer.named_modules():
+            if name.endswith("position_embeddings") and isinstance(module, torch.nn.Embedding):
+                limit -= 0 if module.padding_idx is None else module.padding_idx + 1
+                break
     return int(limit)
 
 

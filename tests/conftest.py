@@ -14,7 +14,7 @@ import pytest
 from spacy.language import Language
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_bert import build_tiny_bert  # noqa: E402
+from tiny_bert import build_tiny_bert, build_tiny_mpnet  # noqa: E402
 from util import copy_pipeline, overfit_nested  # noqa: E402
 
 from spacy_binder import errors  # noqa: E402
@@ -35,6 +35,18 @@ def fresh_warnings():
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("encoders") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_mpnet(tmp_path_factory) -> Path:
+    return build_tiny_mpnet(tmp_path_factory.mktemp("encoders") / "tiny-mpnet")
+
+
+@pytest.fixture(params=["tiny_bert", "tiny_mpnet"])
+def any_encoder(request) -> Path:
+    """Each encoder shape spacy-binder supports: BERT's [CLS]/[SEP] with token
+    types, and MPNet's RoBERTa-like <s>/</s> pairs without them."""
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="session")

@@ -83,8 +83,8 @@ def test_entity_deep_in_a_long_document_is_found(tiny_bert):
     assert union == set(found)
 
 
-def test_windows_over_encoder_limit_are_split_not_truncated(tiny_bert):
-    nlp = make_nlp(tiny_bert, model={"text_encoder.window": 128, "text_encoder.stride": 96})
+def test_windows_over_encoder_limit_are_split_not_truncated(any_encoder):
+    nlp = make_nlp(any_encoder, model={"text_encoder.window": 128, "text_encoder.stride": 96})
     ner = nlp.get_pipe("binder_ner")
     ner.add_label("X")
     nlp.initialize()
