@@ -1,8 +1,9 @@
 """Turn benchmarks/run.py's results into a Markdown report with the targets checked.
 
 python benchmarks/report.py RESULTS_DIR OUTPUT.md
-RESULTS_DIR/NOTES.md, if present, is appended: what was run where, and anything
-that disturbed the measurements.
+RESULTS_DIR/encoders/<name>/, if present, holds run.py's results of other encoders
+or budgets (one machine): the Encoders section. RESULTS_DIR/NOTES.md, if present,
+is appended: what was run where, and anything that disturbed the measurements.
 """
 import json
 from pathlib import Path
@@ -188,9 +189,38 @@ def targets(results: List[Dict]) -> List[List[str]]:
     return rows
 
 
-def main(results_dir: Path, output: Path) -> None:
+def encoders_section(results: List[Dict]) -> List[str]:
+    """binder_ner and its int8 copy per encoder, corpus and budget: what a larger encoder buys and costs."""
+    rows = []
+    for r in sorted(results, key=lambda r: (Path(r["budget"]["encoder"]).name, r["corpus"], r["budget"]["max_steps"])):
+        fp32, int8 = r["systems"]["binder_ner"], r["systems"].get(INT8)
+        training = fp32["training"]
+        rows.append([
+            Path(r["budget"]["encoder"]).name, f"{r['corpus']} ({r['eval_split']})", str(r["budget"]["max_steps"]),
+            f"{r['budget']['learn_rate']:g}", pct(fp32["f1"]), pct(int8 and int8["f1"]),
+            num(training["wall_seconds"] / 60, 1), num(fp32["inference_words_per_second"]),
+            num(int8 and int8["inference_words_per_second"]),
+            num(ratio(int8 and int8["inference_words_per_second"], fp32["inference_words_per_second"]), 2),
+            num(fp32["inference_memory"]["peak_rss_mb"]), num(int8 and int8["inference_memory"]["peak_rss_mb"]),
+        ])
+    header = ["encoder", "corpus (split)", "steps", "learn rate", "F1", "F1 int8", "training min",
+              "infer w/s", "int8 w/s", "int8 ÷ fp32", "peak RSS MB", "int8 RSS MB"]
+    return [
+        "## Encoders", "",
+        "binder_ner with each encoder (`spacy project run get-mpnet project` fetches all-mpnet-base-v2), "
+        "trained by `benchmarks/run.py --systems 'binder_ner,binder_ner int8' --encoder ...` on the "
+        "same batches, one machine; training minutes: the whole `spacy train` run, dev evaluations included.", "",
+        *table(header, rows),
+    ]
+
+
+def read_results(folder: Path) -> List[Dict]:
     # The folder also holds the few-shot benchmark's results: only run.py's have a bare encoder row.
-    results = [r for r in (json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))) if "bare_encoder" in r]
+    return [r for r in (json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))) if "bare_encoder" in r]
+
+
+def main(results_dir: Path, output: Path) -> None:
+    results = read_results(results_dir)
     if not results:
         raise typer.BadParameter(f"No results in {results_dir}: run benchmarks/run.py first.")
     budget = results[0]["budget"]
@@ -210,6 +240,9 @@ def main(results_dir: Path, output: Path) -> None:
     ]
     lines += table(["target", "measured", "met"], targets(results))
     lines += accuracy_section(results) + ablation_section(results) + speed_section(results)
+    encoders = results_dir / "encoders"
+    if encoders.exists():
+        lines += encoders_section([r for folder in sorted(encoders.iterdir()) if folder.is_dir() for r in read_results(folder)])
     notes = results_dir / "NOTES.md"
     if notes.exists():
         lines += ["## Notes on these results", "", notes.read_text().strip(), ""]

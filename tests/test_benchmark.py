@@ -164,3 +164,24 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
                 "binder_ner learned global thresholds", "| ncbi | bare encoder forward |",
                 "| ncbi | test | 4 | binder_ner int8 |", "ncbi: int8 F1 within 0.5 of fp32", "ncbi: training ≥ 1.0 × ner"):
         assert row in text
+
+    # The encoder ladder: one run.py results folder per encoder, in results/encoders.
+    ncbi = json.loads((results / "ncbi.json").read_text())
+    ncbi["systems"] = {name: ncbi["systems"][name] for name in ("binder_ner", "binder_ner int8")}
+    for folder, encoder, rate in (("mpnet", "assets/encoders/all-mpnet-base-v2", 5e-5), ("small", str(tiny_bert), 1e-4)):
+        (results / "encoders" / folder).mkdir(parents=True)
+        ncbi["budget"].update(encoder=encoder, learn_rate=rate)
+        (results / "encoders" / folder / "ncbi.json").write_text(json.dumps(ncbi))
+    ladder = tmp_path / "LADDER.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "report.py"), str(results), str(ladder)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "## Encoders" not in text
+    section = ladder.read_text().split("## Encoders", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "corpus (split)" not in line]
+    assert [row.split(" | ")[:4] for row in rows] == [
+        ["| all-mpnet-base-v2", "ncbi (test)", "4", "5e-05"],
+        [f"| {Path(str(tiny_bert)).name}", "ncbi (test)", "4", "0.0001"],
+    ]
