@@ -16,55 +16,46 @@ WORDS = (
 ).split()
 
 
-def _write_vocab(path: Path, specials: list) -> list:
+def _build(path: Path, specials: list, tokenizer_cls, config_cls, model_cls, hidden_size: int, seed: int, **config) -> Path:
+    """A 2-layer random encoder of `hidden_size` with the small vocabulary after `specials`."""
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
     vocab = specials + chars + ["##" + c for c in chars] + sorted(set(WORDS) - set(chars))
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
-    return vocab
-
-
-def build_tiny_bert(path: Path, hidden_size: int = 32, seed: int = 0) -> Path:
-    vocab = _write_vocab(path, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tokenizer = tokenizer_cls(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
     tokenizer.model_max_length = 512
     tokenizer.save_pretrained(str(path))
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=hidden_size,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=hidden_size * 2,
-        max_position_embeddings=512,
-        # HF's default (0.02) maps every input to nearly the same [CLS] vector
-        # (cosine > 0.999); binder_ner's frozen type encoder needs distinct ones.
-        initializer_range=0.2,
-    )
-    BertModel(config).save_pretrained(str(path))
+    model_cls(
+        config_cls(
+            vocab_size=len(vocab),
+            hidden_size=hidden_size,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=hidden_size * 2,
+            # HF's default (0.02) maps every input to nearly the same [CLS] vector
+            # (cosine > 0.999); binder_ner's frozen type encoder needs distinct ones.
+            initializer_range=0.2,
+            **config,
+        )
+    ).save_pretrained(str(path))
     return path
+
+
+def build_tiny_bert(path: Path, hidden_size: int = 32, seed: int = 0) -> Path:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    return _build(path, specials, BertTokenizerFast, BertConfig, BertModel, hidden_size, seed, max_position_embeddings=512)
 
 
 def build_tiny_mpnet(path: Path, hidden_size: int = 32, seed: int = 0) -> Path:
     """all-mpnet-base-v2's layout (special tokens first, pad id 1, 514 positions)."""
-    vocab = _write_vocab(path, ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"])
-    tokenizer = MPNetTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
-    tokenizer.model_max_length = 512
-    tokenizer.save_pretrained(str(path))
-    torch.manual_seed(seed)
-    config = MPNetConfig(
-        vocab_size=len(vocab),
-        hidden_size=hidden_size,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=hidden_size * 2,
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"]
+    return _build(
+        path, specials, MPNetTokenizerFast, MPNetConfig, MPNetModel, hidden_size, seed,
         max_position_embeddings=514,
         pad_token_id=1,
         # all-mpnet-base-v2's; HF's default 1e-12 is written as 0.0 by the JSON
         # spacy-transformers saves configs with, and the zero padding rows of MPNet's
         # embeddings then normalize to NaN
         layer_norm_eps=1e-5,
-        initializer_range=0.2,
     )
-    MPNetModel(config).save_pretrained(str(path))
-    return path
