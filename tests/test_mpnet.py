@@ -8,7 +8,7 @@ import pytest
 import spacy
 from typer.testing import CliRunner
 
-from util import annotations, make_examples, overfit_nested
+from util import annotations, int8_encoder, make_examples, overfit_nested
 from spacy_binder import BinderWarning
 from spacy_binder.cli import app
 from spacy_binder.encoders import hf_objects, max_wordpieces
@@ -44,7 +44,7 @@ def test_mpnet_int8_is_compiled_ahead_and_round_trips(trained_mpnet, tmp_path):
         warnings.simplefilter("error", BinderWarning)  # a fallback to compiling here would warn
         int8 = spacy.load(tmp_path / "int8")
         expected = annotations(int8)
-    encoder = int8.get_pipe("binder_ner").model.get_ref("text_encoder").get_ref("transformer").shims[0]._model
+    encoder = int8_encoder(int8)
     assert encoder.ahead is not None
     assert type(encoder.transformer.encoder.layer[0].attention.attn.q.weight).__name__ == "Int8Tensor"
     fp32 = {(i, span) for i, (spans, _) in enumerate(annotations(trained_mpnet)) for span in spans}

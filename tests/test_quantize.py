@@ -7,7 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from util import ROUND_TRIP_TEXTS as TEXTS
-from util import annotations, make_examples, make_nlp, package_and_load, predicted
+from util import annotations, int8_encoder, make_examples, make_nlp, package_and_load, predicted
 from spacy_binder import BinderWarning
 from spacy_binder import quantize
 from spacy_binder.cli import app
@@ -42,10 +42,6 @@ def test_command_writes_an_int8_pipeline_close_to_fp32(pipelines, trained_nested
     int8_spans = {(i, span) for i, doc in enumerate(int8.pipe(TEXTS)) for span in predicted(doc)}
     assert fp32_spans
     assert len(fp32_spans & int8_spans) >= 0.8 * len(fp32_spans | int8_spans)
-
-
-def int8_encoder(nlp):
-    return nlp.get_pipe("binder_ner").model.get_ref("text_encoder").get_ref("transformer").shims[0]._model
 
 
 def test_loading_the_commands_pipeline_compiles_nothing(pipelines, monkeypatch):

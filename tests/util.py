@@ -129,6 +129,11 @@ def annotations(nlp: Language):
     ]
 
 
+def int8_encoder(nlp: Language):
+    """The `Int8Transformer` of an int8 pipeline's binder_ner text encoder."""
+    return nlp.get_pipe("binder_ner").model.get_ref("text_encoder").get_ref("transformer").shims[0]._model
+
+
 def package_and_load(pipeline: Path, tmp_path: Path, name: str) -> Language:
     """`spacy package` a pipeline folder as a wheel, install it aside and load it by name."""
     out = tmp_path / "packages"
