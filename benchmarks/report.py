@@ -2,14 +2,20 @@
 
 python benchmarks/report.py RESULTS_DIR OUTPUT.md
 RESULTS_DIR/encoders/<name>/, if present, holds run.py's results of other encoders
-or budgets (one machine): the Encoders section. RESULTS_DIR/NOTES.md, if present,
+or budgets (one machine): the Encoders section. Few-shot results there
+(benchmarks/fewshot.py, from a source trained with another encoder) are shown
+beside the same target's runs in RESULTS_DIR/support/ (the default encoder's source). RESULTS_DIR/NOTES.md, if present,
 is appended: what was run where, and anything that disturbed the measurements.
 """
 import json
+import statistics
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import typer
+
+from spacy_binder.defaults import ENCODER
+from spacy_binder.encoders import resolve_encoder_name
 
 INT8 = "binder_ner int8"
 MAIN = ("binder_ner", INT8, "spancat", "ner")
@@ -214,6 +220,43 @@ def encoders_section(results: List[Dict]) -> List[str]:
     ]
 
 
+# 5-shot decodings of one source, given its support set: as is, and fine-tuned (benchmarks/fewshot.py).
+FEWSHOT_SYSTEMS = ("nearest support", "fine-tuned", "fine-tuned, nearest support",
+                   "fine-tuned, nearest support + descriptions")
+
+
+def encoder_name(path: str) -> str:
+    """An encoder folder's name; the default encoder's folder is its package's `model`."""
+    default = Path(resolve_encoder_name(ENCODER))
+    return Path(ENCODER).name if Path(path).parent.name == default.parent.name else Path(path).name
+
+
+def encoder_fewshot_section(paths: List[Path]) -> List[str]:
+    """Zero-shot and 5-shot F1 (mean ± std over seeds) of each encoder's CoNLL-2003 source.
+    A run is named by fewshot.py's --encoder (its systems trained from scratch), given as its source's."""
+    rows = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        runs = data["runs"]
+        cells = []
+        for system in FEWSHOT_SYSTEMS:
+            f1s = [100 * run["f1"] for key, run in sorted(runs.items()) if key.startswith(f"{system} | k=5 | ")]
+            spread = statistics.stdev(f1s) if len(f1s) > 1 else 0.0
+            cells.append(f"{statistics.mean(f1s):.1f} ± {spread:.1f} (n={len(f1s)})" if f1s else "–")
+        seconds = [run["train_seconds"] for key, run in runs.items() if key.startswith("fine-tuned | k=5 | ")]
+        rows.append([encoder_name(data["settings"]["encoder"]), f"{data['target']} ({data['eval_split']})",
+                     pct(runs["zero-shot"]["f1"]), *cells, num(max(seconds, default=None))])
+    header = ["source's encoder", "target (split)", "zero-shot", "5-shot: nearest support, no training",
+              "(b) fine-tuned", "fine-tuned, nearest support", "fine-tuned, nearest support + descriptions",
+              "max fine-tuning s"]
+    return [
+        "Few-shot and zero-shot from a CoNLL-2003 source of each encoder (`spacy project run fewshot-source` "
+        "with `--vars.encoder`, then `benchmarks/fewshot.py --shots 5 --systems 'fine-tuned,nearest support'`): "
+        "the same support sets, seeds and fine-tuning settings (docs/FEWSHOT.md); F1 mean ± std over the seeds.", "",
+        *table(header, rows),
+    ]
+
+
 def read_results(folder: Path) -> List[Dict]:
     # The folder also holds the few-shot benchmark's results: only run.py's have a bare encoder row.
     return [r for r in (json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))) if "bare_encoder" in r]
@@ -242,7 +285,12 @@ def main(results_dir: Path, output: Path) -> None:
     lines += accuracy_section(results) + ablation_section(results) + speed_section(results)
     encoders = results_dir / "encoders"
     if encoders.exists():
-        lines += encoders_section([r for folder in sorted(encoders.iterdir()) if folder.is_dir() for r in read_results(folder)])
+        folders = [folder for folder in sorted(encoders.iterdir()) if folder.is_dir()]
+        lines += encoders_section([r for folder in folders for r in read_results(folder)])
+        fewshot = [path for folder in folders for path in sorted(folder.glob("fewshot_*.json"))]
+        default = sorted({results_dir / "support" / path.name for path in fewshot})
+        if fewshot:
+            lines += encoder_fewshot_section([path for path in default if path.exists()] + fewshot)
     notes = results_dir / "NOTES.md"
     if notes.exists():
         lines += ["## Notes on these results", "", notes.read_text().strip(), ""]

@@ -19,6 +19,8 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 
 from corpora import SHARED_DATA
+from spacy_binder.defaults import ENCODER
+from spacy_binder.encoders import resolve_encoder_name
 from spacy_binder.labels import read_type_descriptions
 from util import DESCRIPTIONS, make_examples
 
@@ -172,6 +174,14 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
         (results / "encoders" / folder).mkdir(parents=True)
         ncbi["budget"].update(encoder=encoder, learn_rate=rate)
         (results / "encoders" / folder / "ncbi.json").write_text(json.dumps(ncbi))
+    # Few-shot from each encoder's source: the default encoder's runs are in results/support.
+    for folder, encoder, f1 in (("support", resolve_encoder_name(ENCODER), 0.2), ("encoders/mpnet", "assets/encoders/all-mpnet-base-v2", 0.4)):
+        runs = {"zero-shot": {"f1": f1 / 2}}
+        runs.update({f"fine-tuned | k=5 | seed={seed}": {"f1": f1 + seed / 100, "train_seconds": 10.0 * seed} for seed in (1, 2)})
+        runs.update({f"nearest support | k=5 | seed={seed}": {"f1": f1} for seed in (1, 2)})
+        fewshot = {"runs": runs, "settings": {"encoder": encoder}, "target": "ncbi", "eval_split": "test"}
+        (results / folder).mkdir(parents=True, exist_ok=True)
+        (results / folder / "fewshot_ncbi.json").write_text(json.dumps(fewshot))
     ladder = tmp_path / "LADDER.md"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "report.py"), str(results), str(ladder)],
@@ -179,9 +189,15 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "## Encoders" not in text
-    section = ladder.read_text().split("## Encoders", 1)[1]
+    section, fewshot = ladder.read_text().split("## Encoders", 1)[1].split("Few-shot and zero-shot from", 1)
     rows = [line for line in section.splitlines() if line.startswith("| ") and "corpus (split)" not in line]
     assert [row.split(" | ")[:4] for row in rows] == [
         ["| all-mpnet-base-v2", "ncbi (test)", "4", "5e-05"],
         [f"| {Path(str(tiny_bert)).name}", "ncbi (test)", "4", "0.0001"],
     ]
+    rows = [line for line in fewshot.splitlines() if line.startswith("| ") and "target (split)" not in line]
+    assert [row.split(" | ")[:5] for row in rows] == [
+        ["| all-MiniLM-L6-v2", "ncbi (test)", "10.0", "20.0 ± 0.0 (n=2)", "21.5 ± 0.7 (n=2)"],
+        ["| all-mpnet-base-v2", "ncbi (test)", "20.0", "40.0 ± 0.0 (n=2)", "41.5 ± 0.7 (n=2)"],
+    ]
+    assert rows[0].endswith("| – | – | 20 |")
