@@ -103,11 +103,16 @@ class AheadOfTime(NamedTuple):
         """The compiled encoder, or None (after a warning) where it does not fit."""
         reason = self.misfit()
         if reason is None:
+            from torch.export.pt2_archive._package import AOTICompiledModel
+
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / "encoder.pt2"
                 path.write_bytes(self.package)
                 try:
-                    return torch._inductor.aoti_load_package(str(path))
+                    # The package's own loader: torch's aoti_load_package would first compile
+                    # test programs to find this CPU's vector instructions (1.5 s in every
+                    # process), only to log a mismatch that misfit() has already ruled out.
+                    return AOTICompiledModel(torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1))
                 except Exception as err:  # a package that cannot load must not stop prediction
                     reason = f"loading it failed ({type(err).__name__}: {err})"
         warn_once(
