@@ -8,12 +8,12 @@ beside the same target's runs in RESULTS_DIR/support/ (the default encoder's sou
 is appended: what was run where, and anything that disturbed the measurements.
 """
 import json
-import statistics
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import typer
 
+from fewshot_report import f1s, mean_std, runs_of
 from spacy_binder.defaults import ENCODER
 from spacy_binder.encoders import resolve_encoder_name
 
@@ -240,10 +240,9 @@ def encoder_fewshot_section(paths: List[Path]) -> List[str]:
         runs = data["runs"]
         cells = []
         for system in FEWSHOT_SYSTEMS:
-            f1s = [100 * run["f1"] for key, run in sorted(runs.items()) if key.startswith(f"{system} | k=5 | ")]
-            spread = statistics.stdev(f1s) if len(f1s) > 1 else 0.0
-            cells.append(f"{statistics.mean(f1s):.1f} ± {spread:.1f} (n={len(f1s)})" if f1s else "–")
-        seconds = [run["train_seconds"] for key, run in runs.items() if key.startswith("fine-tuned | k=5 | ")]
+            values = f1s(data, system, 5)
+            cells.append(f"{mean_std(values)} (n={len(values)})" if values else "–")
+        seconds = [run["train_seconds"] for run in runs_of(data, "fine-tuned", 5)]
         rows.append([encoder_name(data["settings"]["encoder"]), f"{data['target']} ({data['eval_split']})",
                      pct(runs["zero-shot"]["f1"]), *cells, num(max(seconds, default=None))])
     header = ["source's encoder", "target (split)", "zero-shot", "5-shot: nearest support, no training",
