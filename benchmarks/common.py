@@ -7,6 +7,7 @@ sys.path and they import this module as `common`.
 """
 import re
 import subprocess
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import spacy
+import torch
 import typer
 from spacy.cli.train import train as spacy_train
 from spacy.language import Language
@@ -29,6 +31,7 @@ from thinc.api import Optimizer, fix_random_seed
 from spacy_binder.batch import EncodedWindows
 from spacy_binder.component import BinderNER
 from spacy_binder.defaults import BATCH_WORDS
+from spacy_binder.encoders import hf_objects
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -107,6 +110,25 @@ def encode(ner: BinderNER, docs: List[Doc]) -> Iterator[Tuple[List[Doc], Encoded
 def run_encoder(ner: BinderNER, docs: List[Doc]) -> None:
     """Encode `docs`, keeping nothing: what the text encoder alone costs."""
     deque(encode(ner, docs), maxlen=0)
+
+
+def quantize(model: Path, output: Path, compile_ahead: bool = True) -> Path:
+    """The int8 copy of a trained pipeline, made by the command users run."""
+    ahead = "--compile" if compile_ahead else "--no-compile"
+    run_command([sys.executable, "-m", "spacy_binder", "quantize", str(model), str(output), ahead])
+    return output
+
+
+def text_encoder_model(ner: BinderNER) -> torch.nn.Module:
+    """The PyTorch model inside binder_ner's text encoder (spacy-transformers' shim)."""
+    return ner.model.get_ref("text_encoder").get_ref("transformer").shims[0]._model
+
+
+def swap_text_encoder(ner: BinderNER, model: torch.nn.Module) -> None:
+    """Run `model` where binder_ner's text encoder runs its Hugging Face model."""
+    encoder = ner.model.get_ref("text_encoder")
+    encoder.get_ref("transformer").shims[0]._model = model
+    hf_objects(encoder).transformer = model
 
 
 def alternate(

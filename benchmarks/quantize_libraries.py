@@ -25,8 +25,7 @@ import typer
 from spacy.training import Corpus
 from transformers.modeling_outputs import BaseModelOutput
 
-from common import alternate, predict, run_encoder, score
-from spacy_binder.encoders import hf_objects
+from common import alternate, predict, run_encoder, score, swap_text_encoder, text_encoder_model
 from spacy_binder.quantize import Int8Transformer
 
 
@@ -117,12 +116,10 @@ def main(
     torch.backends.quantized.engine = engine
     nlp = spacy.load(pipeline)
     binder = nlp.get_pipe("binder_ner")
-    encoder = binder.model.get_ref("text_encoder")
-    shim = encoder.get_ref("transformer").shims[0]
     corpus = Corpus(eval_path, limit=max_docs)
     docs = [eg.predicted for eg in corpus(nlp)]
     words = sum(len(doc) for doc in docs)
-    fp32 = shim._model.eval()
+    fp32 = text_encoder_model(binder).eval()
     with tempfile.TemporaryDirectory() as tmp:
         wanted = [name.strip() for name in only.split(",") if name.strip()]
         made = candidates(fp32, Path(tmp), onnx=not wanted or any(name.startswith("onnxruntime") for name in wanted))
@@ -132,8 +129,7 @@ def main(
         models = {name: make() for name, make in made.items() if not wanted or name in wanted or name == "fp32"}
 
         def use(name: str) -> None:
-            shim._model = models[name]
-            hf_objects(encoder).transformer = models[name]
+            swap_text_encoder(binder, models[name])
 
         scores = {}
         for name in models:

@@ -4,8 +4,9 @@ python benchmarks/report.py RESULTS_DIR OUTPUT.md
 RESULTS_DIR/encoders/<name>/, if present, holds run.py's results of other encoders
 or budgets (one machine): the Encoders section. Few-shot results there
 (benchmarks/fewshot.py, from a source trained with another encoder) are shown
-beside the same target's runs in RESULTS_DIR/support/ (the default encoder's source). RESULTS_DIR/NOTES.md, if present,
-is appended: what was run where, and anything that disturbed the measurements.
+beside the same target's runs in RESULTS_DIR/support/ (the default encoder's source).
+RESULTS_DIR/int8_routes.json (benchmarks/int8_routes.py), if present, gives the
+int8 routes section. RESULTS_DIR/NOTES.md, if present, is appended: what was run where, and anything that disturbed the measurements.
 """
 import json
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Dict, List, Optional
 import typer
 
 from fewshot_report import f1s, mean_std, runs_of
+from int8_routes import routes_table
 from spacy_binder.defaults import ENCODER
 from spacy_binder.encoders import resolve_encoder_name
 
@@ -256,6 +258,24 @@ def encoder_fewshot_section(paths: List[Path]) -> List[str]:
     ]
 
 
+def int8_routes_section(result: Dict) -> List[str]:
+    """benchmarks/int8_routes.py's comparison: each int8 route in fresh processes, beside fp32."""
+    rounds = len(result["runs"]["fp32"])
+    return [
+        "## int8 routes, from a fresh process",
+        "",
+        f"`python benchmarks/int8_routes.py compare {result['fp32']} {result['eval']} {result['texts']} ...`: "
+        f"each route in a fresh process, {rounds} alternating rounds, best of them. F1 on {result['eval']}; "
+        f"words/s of `nlp.pipe` on texts of {result['texts']}, first the next {result['short_words']:,} words "
+        f"after the first document, then the next {result['long_words']:,}; break-even: the input size above "
+        "which the route's fresh process finishes before fp32's; `spacy evaluate` timed from outside. "
+        "onnxruntime runs in the fp32 pipeline in place of its text encoder (its peak RSS holds both).",
+        "",
+        routes_table(result),
+        "",
+    ]
+
+
 def read_results(folder: Path) -> List[Dict]:
     # The folder also holds the few-shot benchmark's results: only run.py's have a bare encoder row.
     return [r for r in (json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))) if "bare_encoder" in r]
@@ -290,6 +310,9 @@ def main(results_dir: Path, output: Path) -> None:
         default = sorted({results_dir / "support" / path.name for path in fewshot})
         if fewshot:
             lines += encoder_fewshot_section([path for path in default if path.exists()] + fewshot)
+    routes = results_dir / "int8_routes.json"
+    if routes.exists():
+        lines += int8_routes_section(json.loads(routes.read_text()))
     notes = results_dir / "NOTES.md"
     if notes.exists():
         lines += ["## Notes on these results", "", notes.read_text().strip(), ""]

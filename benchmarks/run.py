@@ -29,7 +29,7 @@ from spacy.training import Corpus
 
 from common import (
     BENCHMARKS, PIPE_BATCH, TIMED, System, alternate, data_overrides, plan_systems, predict, prepare_training,
-    references, run_command, run_encoder, score, slug,
+    quantize, references, run_command, run_encoder, score, slug,
 )
 from spacy_binder.defaults import BATCH_WORDS, ENCODER, MAX_STEPS
 from spacy_binder.encoders import resolve_encoder_name
@@ -123,13 +123,6 @@ def measure_training_speed(
     run = prepare_training(systems, shared, steps)
     seconds = alternate({name: lambda _, name=name: run.steps(name) for name in run.nlps}, rounds)
     return {name: rounds * run.words(name) / sum(seconds[name]) for name in run.nlps}
-
-
-def quantize(model: Path, output: Path, compile_ahead: bool = True) -> Path:
-    """The int8 copy of a trained pipeline, made by the command users run."""
-    ahead = "--compile" if compile_ahead else "--no-compile"
-    run_command([sys.executable, "-m", "spacy_binder", "quantize", str(model), str(output), ahead])
-    return output
 
 
 def measure_memory(model: Path, docs: Path, n_words: int = 0, repeats: int = 1) -> Dict[str, float]:

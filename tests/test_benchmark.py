@@ -182,14 +182,24 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
         fewshot = {"runs": runs, "settings": {"encoder": encoder}, "target": "ncbi", "eval_split": "test"}
         (results / folder).mkdir(parents=True, exist_ok=True)
         (results / folder / "fewshot_ncbi.json").write_text(json.dumps(fewshot))
+    # The int8 routes (benchmarks/int8_routes.py, tested in test_quantize.py): a fake result.
+    row = {"first_doc_s": 6.0, "short_words_per_s": 3000, "long_words_per_s": 3000, "f1": 86.0, "peak_rss_mb": 1300,
+           "evaluate_s": 10.0, "break_even_words": 0.0}
+    fast = {**row, "first_doc_s": 7.0, "long_words_per_s": 6000, "evaluate_s": 8.0, "break_even_words": 6000.0}
+    (results / "int8_routes.json").write_text(json.dumps({
+        "fp32": "fp32", "eval": "test.spacy", "texts": "train.spacy", "short_words": 1000, "long_words": 100000,
+        "evaluate_words": 20000, "runs": {"fp32": [row], "int8 ahead": [fast]}, "best": {"fp32": row, "int8 ahead": fast},
+    }))
     ladder = tmp_path / "LADDER.md"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "report.py"), str(results), str(ladder)],
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "## Encoders" not in text
+    assert "## Encoders" not in text and "## int8 routes" not in text
     section, fewshot = ladder.read_text().split("## Encoders", 1)[1].split("Few-shot and zero-shot from", 1)
+    fewshot, routes = fewshot.split("## int8 routes", 1)
+    assert "| int8 ahead | 86.00 | 7.0 | 3,000 | 6,000 (2.00) | 6,000 | 1,300 | 8.0 (0.80) |" in routes
     rows = [line for line in section.splitlines() if line.startswith("| ") and "corpus (split)" not in line]
     assert [row.split(" | ")[:4] for row in rows] == [
         ["| all-mpnet-base-v2", "ncbi (test)", "4", "5e-05"],

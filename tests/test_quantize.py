@@ -1,9 +1,17 @@
 """int8 text encoder: made by the command (compiled ahead of time) or at load
-time, round trips, falls back where the compiled encoder does not fit, refuses training."""
+time, round trips, falls back where the compiled encoder does not fit, refuses
+training; and the benchmark that compares the int8 routes in fresh processes."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy
 import pytest
 import spacy
 import torch
+from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from util import ROUND_TRIP_TEXTS as TEXTS
@@ -12,6 +20,10 @@ from spacy_binder import BinderWarning
 from spacy_binder import quantize
 from spacy_binder.cli import app
 from spacy_binder.quantize import AheadOfTime, Int8Transformer, build_target
+
+ROUTES_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "int8_routes.py"
+sys.path.insert(0, str(ROUTES_SCRIPT.parent))
+from int8_routes import break_even_words  # noqa: E402
 
 OVERRIDE = {"components.binder_ner.model.text_encoder.quantize": "int8"}
 
@@ -126,3 +138,48 @@ def test_int8_pipeline_decodes_with_a_support_set(pipelines):
     docs = list(ner.pipe((int8.make_doc(text) for text in TEXTS[:3]), support_weight=1.0))
     for doc, eg in zip(docs, make_examples(int8)[:3]):
         assert set(predicted(eg.reference)) <= set(predicted(doc))
+
+
+def routes(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROUTES_SCRIPT), "compare", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_int8_routes_benchmark_times_fresh_processes(pipelines, tmp_path):
+    nlp = spacy.load(pipelines[0])
+    DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(tmp_path / "eval.spacy")
+    shutil.copytree(pipelines[1], tmp_path / "work" / "int8_ahead")  # reused: not compiled again
+    done = routes(
+        str(pipelines[0]), str(tmp_path / "eval.spacy"), str(tmp_path / "eval.spacy"), str(tmp_path / "routes.json"),
+        "--routes", "fp32,int8 ahead,int8 in process", "--rounds", "1", "--short-words", "20",
+        "--long-words", "60", "--evaluate-words", "30", "--work-dir", str(tmp_path / "work"),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    best = json.loads((tmp_path / "routes.json").read_text())["best"]
+    rows = [line.strip("| ").split(" | ") for line in done.stdout.splitlines() if line.startswith("| ") and not line.startswith("| route")]
+    assert [row[0] for row in rows] == ["fp32", "int8 ahead", "int8 in process"]
+    # Overfit on these sentences: every route finds (nearly) every mention.
+    assert best["fp32"]["f1"] == 100.0 and min(row["f1"] for row in best.values()) >= 90.0
+    # A fresh process imports spaCy and loads the pipeline (seconds); only the
+    # route without a stored compiled encoder compiles before its first document.
+    assert all(row["first_doc_s"] >= 1.0 and row["evaluate_s"] >= 1.0 for row in best.values())
+    assert best["int8 in process"]["first_doc_s"] > best["int8 ahead"]["first_doc_s"] + 2.0
+    assert best["fp32"]["break_even_words"] == 0.0
+
+
+@pytest.mark.parametrize("first_doc_s,words_per_s,expected", [
+    (13.0, 2000, 6000.0),  # 3 s more to start, 1/1000 - 1/2000 s less per word
+    (9.0, 2000, 0.0),  # starts sooner and runs faster: pays from the first document
+    (13.0, 500, None),  # starts later and runs slower: never
+    (13.0, 1000, None),
+])
+def test_break_even_is_where_a_slower_start_is_paid_back(first_doc_s, words_per_s, expected):
+    fp32 = {"first_doc_s": 10.0, "long_words_per_s": 1000}
+    route = {"first_doc_s": first_doc_s, "long_words_per_s": words_per_s}
+    assert break_even_words(route, fp32) == (expected if expected is None else pytest.approx(expected))
+
+
+def test_int8_routes_benchmark_names_a_bad_route(tmp_path):
+    done = routes(str(tmp_path), str(tmp_path), str(tmp_path), str(tmp_path / "out.json"), "--routes", "fp32,int4")
+    assert done.returncode != 0 and "['int4']" in done.stderr
+    done = routes(str(tmp_path), str(tmp_path), str(tmp_path), str(tmp_path / "out.json"), "--routes", "int8 ahead")
+    assert done.returncode != 0 and "fp32 among them" in done.stderr
