@@ -166,16 +166,17 @@ def test_int8_routes_benchmark_times_fresh_processes(pipelines, tmp_path):
     assert best["fp32"]["break_even_words"] == 0.0
 
 
-@pytest.mark.parametrize("first_doc_s,words_per_s,expected", [
-    (13.0, 2000, 6000.0),  # 3 s more to start, 1/1000 - 1/2000 s less per word
-    (9.0, 2000, 0.0),  # starts sooner and runs faster: pays from the first document
-    (13.0, 500, None),  # starts later and runs slower: never
-    (13.0, 1000, None),
+@pytest.mark.parametrize("first_doc_s,short_words_per_s,words_per_s,expected", [
+    (13.0, 2000, 2000, 6000.0),  # 3 s more to start, 1/1000 - 1/2000 s less per word
+    (11.0, 250, 2000, 2700.0),  # 1 s more to the first document, then 100 words at 250/s: 0.35 s beyond its pace
+    (9.0, 2000, 2000, 0.0),  # starts sooner and runs faster: pays from the first document
+    (13.0, 500, 500, None),  # starts later and runs slower: never
+    (13.0, 1000, 1000, None),
 ])
-def test_break_even_is_where_a_slower_start_is_paid_back(first_doc_s, words_per_s, expected):
-    fp32 = {"first_doc_s": 10.0, "long_words_per_s": 1000}
-    route = {"first_doc_s": first_doc_s, "long_words_per_s": words_per_s}
-    assert break_even_words(route, fp32) == (expected if expected is None else pytest.approx(expected))
+def test_break_even_is_where_a_slower_start_is_paid_back(first_doc_s, short_words_per_s, words_per_s, expected):
+    fp32 = {"first_doc_s": 10.0, "short_words_per_s": 1000, "long_words_per_s": 1000}
+    route = {"first_doc_s": first_doc_s, "short_words_per_s": short_words_per_s, "long_words_per_s": words_per_s}
+    assert break_even_words(route, fp32, 100) == (expected if expected is None else pytest.approx(expected))
 
 
 def test_int8_routes_benchmark_names_a_bad_route(tmp_path):
