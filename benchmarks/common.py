@@ -32,6 +32,7 @@ from spacy_binder.batch import EncodedWindows
 from spacy_binder.component import BinderNER
 from spacy_binder.defaults import BATCH_WORDS
 from spacy_binder.encoders import hf_objects
+from train_hooks import STEP_LOSSES  # and registers the loss recorder
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -276,6 +277,9 @@ class Tuning(NamedTuple):
     # (similarity, weight of the context-context objective, weight of the
     # context-label objective), or None: off.
     objectives: Optional[Tuple[str, float, float]] = None
+    # CONTaiNER's stopping rule: stop after the step whose support loss rose
+    # above the step before's (`steps`: at most).
+    stop_on_rise: bool = False
 
 
 def fewshot_tuning(steps: int = 0, learn_rate: float = 0.0, mention_weight: Optional[float] = None) -> Tuning:
@@ -311,8 +315,23 @@ def fine_tune(
         "initialize.before_init.mode": mode,
         "initialize.before_init.keep_existing": keep,
     }
-    seconds = train(FEWSHOT_CONFIG, output, overrides)
+    seconds = 0.0
+    if tuning.stop_on_rise:
+        probe = {**overrides, "training.eval_frequency": 1, "training.logger.@loggers": "spacy_binder_benchmark.StepLosses.v1"}
+        seconds += train(FEWSHOT_CONFIG, output / "probe", probe)
+        overrides["training.max_steps"] = overrides["training.eval_frequency"] = stop_step(STEP_LOSSES)
+    seconds += train(FEWSHOT_CONFIG, output, overrides)
     return spacy.load(output / "model-last"), seconds  # fixed steps, no dev set: the last model
+
+
+def stop_step(losses: Sequence[float]) -> int:
+    """CONTaiNER's rule on the support loss of each step (before its update), as
+    spaCy's max_steps (which counts steps from 0): the first step whose loss rose,
+    its update included; the last step if none rose."""
+    for step in range(1, len(losses)):
+        if losses[step] > losses[step - 1]:
+            return step
+    return len(losses) - 1
 
 
 def evaluate_support_weights(

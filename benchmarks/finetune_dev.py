@@ -2,13 +2,15 @@
 
 python benchmarks/finetune_dev.py CORPUS_DIR OUTPUT.json --source MODEL \
     [--targets ncbi,bc5cdr,genia] [--support-weights 0,0.5,1] \
-    NAME=STEPS:LEARN_RATE:MENTION_WEIGHT[:SIMILARITY:CONTEXT_WEIGHT[:LABEL_WEIGHT]] ...
+    NAME=[stop]STEPS:LEARN_RATE:MENTION_WEIGHT[:SIMILARITY:CONTEXT_WEIGHT[:LABEL_WEIGHT]] ...
 
 The few-shot benchmark scores on test; the settings of configs/binder_fewshot.cfg
 and binder_ner's support_weight are chosen here, on every target's dev split
 together: each support set is drawn from the target's dev split (as in the
 benchmark) and scored on the rest of that split (sentences equal to a support
-sentence left out too). STEPS 0 scores the source itself (no fine-tuning).
+sentence left out too). STEPS 0 scores the source itself (no fine-tuning); stopSTEPS fine-tunes for at
+most STEPS, stopping after the first step whose support loss rose (CONTaiNER's
+rule; a probe run records the losses, then the pipeline is trained to that step).
 SIMILARITY and the weights turn on the part-2 objectives: context-context at
 CONTEXT_WEIGHT and context-label at LABEL_WEIGHT (default: CONTEXT_WEIGHT; 0
 for a source without a label prompt). Each pipeline is run once with its support set
@@ -25,10 +27,11 @@ import typer
 from spacy.tokens import DocBin
 from spacy.training import Corpus
 
-from common import TARGETS, TYPES, Reader, Tuning, evaluate_support_weights, fine_tune, references
+from common import TARGETS, TYPES, Reader, Tuning, evaluate_support_weights, fine_tune, references, stop_step
 from spacy_binder.labels import read_type_descriptions
 from spacy_binder.sampler import sample_support
 from spacy_binder.transfer import retarget
+from train_hooks import STEP_LOSSES
 
 
 def leaving_out(path: Path, texts: Set[str], limit: int = 0) -> Reader:
@@ -43,7 +46,8 @@ def parse_setting(item: str) -> "tuple[str, Tuning]":
     if objectives:
         similarity, context_weight, *label_weight = objectives
         objective = (similarity, float(context_weight), float(label_weight[0]) if label_weight else float(context_weight))
-    return name, Tuning(int(steps), float(learn_rate), float(mention_weight), objective)
+    stop = steps.startswith("stop")
+    return name, Tuning(int(steps.removeprefix("stop")), float(learn_rate), float(mention_weight), objective, stop)
 
 
 def main(
@@ -64,7 +68,7 @@ def main(
     target_list = [t.strip() for t in targets.split(",") if t.strip()]
     for item in settings:
         name, tuning = parse_setting(item)
-        wanted = {"steps": tuning.steps, "learn_rate": tuning.learn_rate, "mention_weight": tuning.mention_weight,
+        wanted = {"steps": tuning.steps, "stop_on_rise": tuning.stop_on_rise, "learn_rate": tuning.learn_rate, "mention_weight": tuning.mention_weight,
                   "source": str(source), "max_dev": max_dev}
         if tuning.objectives is not None:
             similarity, context_weight, label_weight = tuning.objectives
@@ -96,6 +100,8 @@ def main(
                         nlp.get_pipe("binder_ner").add_support(support)
                     by_weight = evaluate_support_weights(nlp, rest, weights)
                     results[key] = {**wanted, "by_weight": {str(w): r for w, r in by_weight.items()}}
+                    if tuning.stop_on_rise:
+                        results[key].update(support_losses=STEP_LOSSES[:], stopped_at=stop_step(STEP_LOSSES))
                     output.write_text(json.dumps(results, indent=2))
                     shutil.rmtree(run_dir / "model", ignore_errors=True)
                 line = "  ".join(f"w={w}: {100 * results[key]['by_weight'][str(w)]['f1']:.1f}" for w in weights)

@@ -1,9 +1,13 @@
-"""Benchmark hooks for `spacy train --code`: a timing logger and a batcher.
+"""Benchmark hooks for `spacy train --code`: a timing logger, a loss recorder and a batcher.
 
 The logger prints spaCy's usual console table and, at the end, one line
 `BENCHMARK_TIMING {json}` with the words seen and the seconds spent in update
 steps. Evaluation steps also save the model, so their duration is replaced by
 the median duration of a plain step: the figure is training speed alone.
+
+The loss recorder (in-process runs, evaluating every step) keeps each step's
+training loss of binder_ner in `STEP_LOSSES`: on a support set that is one
+batch, that is the support loss CONTaiNER's stopping rule watches.
 
 The batcher makes every system see the same batches. spaCy shuffles the
 training set each epoch with the global `random`, which components also draw
@@ -25,6 +29,7 @@ from spacy.training.loggers import console_logger
 from spacy.util import registry
 
 MARKER = "BENCHMARK_TIMING"
+STEP_LOSSES: List[float] = []
 
 
 @registry.loggers("spacy_binder_benchmark.TimingLogger.v1")
@@ -59,6 +64,24 @@ def timing_logger(progress_bar: bool = False) -> Callable:
             finalize_console()
 
         return log_step, finalize
+
+    return setup
+
+
+@registry.loggers("spacy_binder_benchmark.StepLosses.v1")
+def step_losses_logger(progress_bar: bool = False) -> Callable:
+    console = console_logger(progress_bar=progress_bar)
+
+    def setup(nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr):
+        log_console, finalize_console = console(nlp, stdout, stderr)
+        STEP_LOSSES.clear()
+
+        def log_step(info: Optional[Dict[str, Any]]) -> None:
+            if info is not None:  # every step, with training.eval_frequency = 1
+                STEP_LOSSES.append(info["losses"].get("binder_ner", 0.0))
+            log_console(info)
+
+        return log_step, finalize_console
 
     return setup
 
