@@ -20,7 +20,6 @@ process: its extra start-up time (to the first document, and the short input's
 time beyond the long input's pace) over what it saves per word at that pace.
 """
 import json
-import subprocess
 import sys
 import tempfile
 import time
