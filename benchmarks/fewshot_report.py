@@ -220,7 +220,7 @@ def support_section(support_dir: Path, before_dir: Optional[Path] = None) -> Lis
         "## Nearest-support decoding",
         "",
         f"From `{support_dir.resolve().relative_to(ROOT)}/fewshot_*.json` (`benchmarks/fewshot.py`, systems",
-        "nearest support, fine-tuned and NNShot): every row of this section comes from one source, the same",
+        "nearest support, fine-tuned, NNShot, and the (c)-(f) run there): every row of this section comes from one source, the same",
         "support sets and seeds, side by side. (g)-(j) are binder_ner pipelines given the support set",
         "(`add_support`), each run once and decoded several ways: by the support alone (support weight 1,",
         "the default) and mixed with the descriptions (0.75); (b) is the same fine-tuned pipeline at weight 0.",
