@@ -266,7 +266,7 @@ def int8_routes_section(result: Dict) -> List[str]:
         "",
         f"`python benchmarks/int8_routes.py compare {result['fp32']} {result['eval']} {result['texts']} ...`: "
         f"each route in a fresh process, {rounds} alternating rounds: the best of them, and in brackets "
-        "the ratio to fp32 in each round (lowest-highest). F1 on {result['eval']}; "
+        f"the ratio to fp32 in each round (lowest-highest). F1 on {result['eval']}; "
         f"words/s of `nlp.pipe` on texts of {result['texts']}, first the next {result['short_words']:,} words "
         f"after the first document, then the next {result['long_words']:,}; break-even: the input size above "
         "which the route's fresh process finishes before fp32's; `spacy evaluate` timed from outside. "

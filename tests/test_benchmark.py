@@ -200,6 +200,7 @@ def test_benchmark_command_on_a_few_sentences(tiny_bert, tmp_path):
     section, fewshot = ladder.read_text().split("## Encoders", 1)[1].split("Few-shot and zero-shot from", 1)
     fewshot, routes = fewshot.split("## int8 routes", 1)
     assert "| int8 ahead | 86.00 | 7.0 | 3,000 | 6,000 (2.00) | 6,000 | 1,300 | 8.0 (0.80) |" in routes
+    assert "F1 on test.spacy; words/s of `nlp.pipe` on texts of train.spacy" in routes
     rows = [line for line in section.splitlines() if line.startswith("| ") and "corpus (split)" not in line]
     assert [row.split(" | ")[:4] for row in rows] == [
         ["| all-mpnet-base-v2", "ncbi (test)", "4", "5e-05"],
