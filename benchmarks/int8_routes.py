@@ -38,42 +38,42 @@ ONNX_VARIANT = "onnxruntime int8 per-channel"
 app = typer.Typer(add_completion=False)
 
 
-def texts_of(path: Path, n_words: int, skip: int = 0) -> List[str]:
-    """The texts of the docs after the first `skip`, until they hold `n_words` words
+def write_inputs(path: Path, short_words: int, long_words: int, output: Path) -> Path:
+    """The texts a measuring process predicts, as JSON (read in milliseconds, so that
+    reading them does not count in the time to the first document): the first doc's,
+    then the next docs until they hold `short_words` words, then `long_words` more
     (starting over from the first doc where the file runs out)."""
     docs = list(DocBin().from_disk(path).get_docs(spacy.blank("en").vocab))
-    texts, words, i = [], 0, skip
-    while words < n_words:
-        doc = docs[i % len(docs)]
-        texts.append(doc.text)
-        words += len(doc)
-        i += 1
-    return texts
+    inputs, i = {"first": [docs[0].text]}, 1
+    for name, n_words in (("short", short_words), ("long", long_words)):
+        texts, words = [], 0
+        while words < n_words:
+            texts.append(docs[i % len(docs)].text)
+            words += len(docs[i % len(docs)])
+            i += 1
+        inputs[name] = texts
+    output.write_text(json.dumps(inputs))
+    return output
 
 
 @app.command()
-def measure(
-    pipeline: Path, eval_path: Path, texts_path: Path, started: float,
-    short_words: int = 1000, long_words: int = 100000, onnx: Optional[Path] = None,
-) -> None:
+def measure(pipeline: Path, eval_path: Path, inputs_path: Path, started: float, onnx: Optional[Path] = None) -> None:
     """One route in this process: prints one JSON line (see the module docstring)."""
     from spacy.training import Corpus
 
+    inputs = json.loads(inputs_path.read_text())
     nlp = spacy.load(pipeline)
     binder = nlp.get_pipe("binder_ner")
     if onnx is not None:
         from quantize_libraries import OrtEncoder
 
         swap_text_encoder(binder, OrtEncoder(onnx, text_encoder_model(binder).config))
-    first = texts_of(texts_path, 1)
-    nlp(first[0])
+    nlp(inputs["first"][0])
     to_first_doc = time.time() - started
-    speed, skip = {}, len(first)
-    for name, n_words in (("short", short_words), ("long", long_words)):
-        texts = texts_of(texts_path, n_words, skip)
-        skip += len(texts)
+    speed = {}
+    for name in ("short", "long"):
         start = time.perf_counter()
-        docs = list(nlp.pipe(texts))
+        docs = list(nlp.pipe(inputs[name]))
         speed[name] = sum(len(doc) for doc in docs) / (time.perf_counter() - start)
     f1 = score(predict(nlp, Corpus(eval_path))[0], binder.cfg["spans_key"])["f1"]
     print(json.dumps({
@@ -146,12 +146,13 @@ def compare(
         work.mkdir(parents=True, exist_ok=True)
         made = make_routes(fp32, wanted, work)
         short_eval = first_words(eval_path, evaluate_words, work / "evaluate.spacy")
+        inputs = write_inputs(texts_path, short_words, long_words, work / "inputs.json")
         runs: Dict[str, List[Dict[str, float]]] = {route: [] for route in wanted}
         for round_ in range(rounds):
             for route in wanted:
                 command = [
-                    sys.executable, __file__, "measure", str(made[route]["pipeline"]), str(eval_path), str(texts_path),
-                    str(time.time()), "--short-words", str(short_words), "--long-words", str(long_words),
+                    sys.executable, __file__, "measure", str(made[route]["pipeline"]), str(eval_path), str(inputs),
+                    str(time.time()),
                 ]
                 if made[route]["onnx"] is not None:
                     command += ["--onnx", str(made[route]["onnx"])]
