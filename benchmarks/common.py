@@ -334,34 +334,52 @@ def stop_step(losses: Sequence[float]) -> int:
     return len(losses) - 1
 
 
-def evaluate_support_weights(
-    nlp: Language, corpus: Reader, weights: Sequence[float], labels: Optional[Collection[str]] = None
-) -> Dict[float, Dict[str, Any]]:
-    """`evaluate` at each support weight, from one pass of the pipeline: its
-    scores (with the support margins) are decoded once per weight. The
-    prediction seconds are the whole pass's, every weight's decoding included
-    (`_support_speed` in fewshot.py times prediction itself)."""
+def evaluate_decodings(
+    nlp: Language, corpus: Reader, decodings: Sequence[Mapping[str, Any]], labels: Optional[Collection[str]] = None
+) -> List[Dict[str, Any]]:
+    """`evaluate` under each decoding ({"support_weight": w, "threshold": t},
+    either left out: the pipe's own), from one pass of the pipeline: its scores
+    (with the support margins) are decoded once per decoding. The prediction
+    seconds are the whole pass's, every decoding included (`_support_speed` in
+    fewshot.py times prediction itself)."""
     ner = nlp.get_pipe("binder_ner")
-    configured = ner.support_weight
+    configured = {"support_weight": ner.support_weight, "threshold": ner.threshold}
+    decodings = [{**configured, **decoding} for decoding in decodings]
     examples = list(corpus(nlp))
-    found: Dict[float, List[List[Tuple[int, int, str]]]] = {w: [] for w in weights}
+    found: List[List[List[Tuple[int, int, str]]]] = [[] for _ in decodings]
     # The margins are exact for every weight down to the one predicted with.
-    predict_weight = min((w for w in weights if w > 0), default=0.0)
+    predict_weight = min((d["support_weight"] for d in decodings if d["support_weight"] > 0), default=0.0)
     start = time.perf_counter()
     try:
         for batch in minibatch(examples, PIPE_BATCH):
             docs = [eg.predicted for eg in batch]
             scores = ner.predict(docs, support_weight=predict_weight)
-            for w in weights:
-                ner.support_weight = w
+            for decoding, spans in zip(decodings, found):
+                ner.support_weight, ner.threshold = decoding["support_weight"], decoding["threshold"]
                 ner.set_annotations(docs, scores)
-                found[w].extend([(span.start, span.end, span.label_) for span in doc.spans[ner.key]] for doc in docs)
+                spans.extend([(span.start, span.end, span.label_) for span in doc.spans[ner.key]] for doc in docs)
     finally:
-        ner.support_weight = configured
+        ner.support_weight, ner.threshold = configured["support_weight"], configured["threshold"]
     seconds = time.perf_counter() - start
-    results = {}
-    for w in weights:
-        for eg, spans in zip(examples, found[w]):
-            eg.predicted.spans[ner.key] = [Span(eg.predicted, s, e, label) for s, e, label in spans]
-        results[w] = {**score(examples, ner.key, labels), "predict_seconds": seconds}
+    results = []
+    for spans in found:
+        for eg, doc_spans in zip(examples, spans):
+            eg.predicted.spans[ner.key] = [Span(eg.predicted, s, e, label) for s, e, label in doc_spans]
+        results.append({**score(examples, ner.key, labels), "predict_seconds": seconds})
     return results
+
+
+def evaluate_support_weights(
+    nlp: Language, corpus: Reader, weights: Sequence[float], labels: Optional[Collection[str]] = None
+) -> Dict[float, Dict[str, Any]]:
+    """`evaluate_decodings` at each support weight."""
+    return dict(zip(weights, evaluate_decodings(nlp, corpus, [{"support_weight": w} for w in weights], labels)))
+
+
+def evaluate_thresholds(
+    nlp: Language, corpus: Reader, thresholds: Sequence[float], labels: Optional[Collection[str]] = None
+) -> Dict[str, Any]:
+    """`evaluate` at the first threshold, and under "by_threshold" at each
+    (one for every label), all from one pass (`evaluate_decodings`)."""
+    results = evaluate_decodings(nlp, corpus, [{"threshold": t} for t in thresholds], labels)
+    return {**results[0], "by_threshold": {str(t): result for t, result in zip(thresholds, results)}}

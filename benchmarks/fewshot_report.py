@@ -5,7 +5,7 @@ python benchmarks/fewshot_report.py RESULTS_DIR OUTPUT.md
 import json
 import statistics
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import typer
 
@@ -53,6 +53,12 @@ PART2 = tuple(system for _, system in SYSTEM_ROWS if system[:1] == "(")
 # Prompts may cost at most this share of inference speed.
 MAX_PROMPT_COST = 0.25
 ZERO_SHOT_TARGETS = {"ncbi": "Disease", "bc5cdr": "Disease"}
+
+
+def shown(path: Path) -> str:
+    """A results path as the docs name it: from the repository root when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def runs_of(data: Dict, system: str, k: int) -> List[Dict]:
@@ -219,7 +225,7 @@ def support_section(support_dir: Path, before_dir: Optional[Path] = None) -> Lis
     lines = [
         "## Nearest-support decoding",
         "",
-        f"From `{support_dir.resolve().relative_to(ROOT)}/fewshot_*.json` (`benchmarks/fewshot.py`, systems",
+        f"From `{shown(support_dir)}/fewshot_*.json` (`benchmarks/fewshot.py`, systems",
         "nearest support, fine-tuned, NNShot, and the (c)-(f) run there): every row of this section comes from one source, the same",
         "support sets and seeds, side by side. (g)-(j) are binder_ner pipelines given the support set",
         "(`add_support`), each run once and decoded several ways: by the support alone (support weight 1,",
@@ -404,17 +410,65 @@ def fewshot_from_sources(fewshot_dir: Path, today_dir: Path, k: int = 5) -> List
     return lines
 
 
-def sources_section(path: Path, fewshot_dir: Optional[Path] = None, today_dir: Optional[Path] = None) -> List[str]:
+def held_out_f1(row: Dict, target: str, threshold: Optional[str] = None) -> float:
+    """A held-out target's F1 ("corpus Label": that type's own, which results
+    scored before the labels were passed to the scorer also hold), at the
+    row's first threshold or at `threshold`."""
+    cell = row[target] if threshold is None else row[target]["by_threshold"][threshold]
+    label = target.partition(" ")[2]
+    return cell["per_type"][label]["f"] if label else cell["f1"]
+
+
+def chosen_threshold(dev: Dict) -> Tuple[str, Dict[str, float]]:
+    """The new-type threshold with the best mean dev F1 over every (source,
+    target) cell of benchmarks/zeroshot_dev.py's results, and each threshold's mean."""
+    cells = [(row, target) for row in dev.values() for target in row]
+    thresholds = [t for t in cells[0][0][cells[0][1]]["by_threshold"] if all(t in row[target]["by_threshold"] for row, target in cells)]
+    means = {t: statistics.mean(100 * held_out_f1(row, target, t) for row, target in cells) for t in thresholds}
+    return max(thresholds, key=means.__getitem__), means
+
+
+def threshold_section(dev_path: Path) -> List[str]:
+    """The threshold of new types, chosen on the targets' dev splits together."""
+    dev = json.loads(dev_path.read_text())
+    chosen, means = chosen_threshold(dev)
+    lines = [
+        "## A threshold for new types",
+        "",
+        f"From `{shown(dev_path)}` (`benchmarks/zeroshot_dev.py`): each source",
+        "given each held-out target's descriptions alone, scored on the target's **dev** split at",
+        "every threshold from one prediction pass. The threshold of new types is the one with the",
+        f"best mean F1 over every cell below: **{chosen}** (`spacy_binder.defaults.NEW_TYPE_THRESHOLD`).",
+        "",
+        f"| source | target (dev) | F1 at 0.5 | F1 at {chosen} | its own best (threshold) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in dev.items():
+        for target, cell in row.items():
+            own = max(cell["by_threshold"], key=lambda t: held_out_f1(row, target, t))
+            lines.append(f"| {name} | {target} | {100 * held_out_f1(row, target, '0.5'):.1f} | "
+                         f"{100 * held_out_f1(row, target, chosen):.1f} | {100 * held_out_f1(row, target, own):.1f} ({own}) |")
+    lines += [
+        "",
+        "Mean F1 over the cells at each threshold: " + ", ".join(f"{t}: {value:.1f}" for t, value in means.items()) + ".",
+        "",
+    ]
+    return lines
+
+
+def sources_section(
+    path: Path, fewshot_dir: Optional[Path] = None, today_dir: Optional[Path] = None, threshold: Optional[str] = None
+) -> List[str]:
     """Zero-shot from sources trained on many corpora, each target left out, and
     few-shot fine-tuning from them."""
     data = json.loads(path.read_text())
     settings = data.pop("settings")
     baseline = data["CoNLL-2003 only"]
-    f1 = lambda row, key: f"{100 * row[key]['f1']:.1f}" if key in row else "–"
+    f1 = lambda row, key: f"{100 * held_out_f1(row, key):.1f}" if key in row else "–"
     lines = [
         "## Zero-shot from many corpora, each target left out",
         "",
-        f"From `{path.resolve().relative_to(ROOT)}` (`benchmarks/zeroshot_sources.py`; each source",
+        f"From `{shown(path)}` (`benchmarks/zeroshot_sources.py`; each source",
         f"{settings['steps']} steps, the CoNLL-only source's budget, nested). A target's source never saw its",
         "corpus nor a label of its kind; each cell is F1 from the target's descriptions alone (GENIA: its",
         "train split, all five types; BC5CDR: one type at a time). Every source is also scored on",
@@ -423,15 +477,23 @@ def sources_section(path: Path, fewshot_dir: Optional[Path] = None, today_dir: O
         "| source | " + " | ".join(HELD_OUT_TARGETS) + " | CoNLL-2003 test | train s |",
         "|---|" + "---|" * (len(HELD_OUT_TARGETS) + 2),
     ]
+    at = lambda row, key: f"{100 * held_out_f1(row, key, threshold):.1f}" if threshold in row.get(key, {}).get("by_threshold", {}) else "–"
     for name, row in data.items():
         seconds = f"{row['train_seconds']:.0f}" if "train_seconds" in row else "–"
-        lines.append(f"| {name} | " + " | ".join(f1(row, key) for key in HELD_OUT_TARGETS) + f" | {f1(row, 'conll test')} | {seconds} |")
+        conll = f"{100 * row['conll test']['f1']:.1f}" if "conll test" in row else "–"
+        lines.append(f"| {name} | " + " | ".join(f1(row, key) for key in HELD_OUT_TARGETS) + f" | {conll} | {seconds} |")
+        if threshold is not None and any(at(row, key) != "–" for key in HELD_OUT_TARGETS):
+            lines.append(f"| {name}, new types at {threshold} | " + " | ".join(at(row, key) for key in HELD_OUT_TARGETS) + " | | |")
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     for target, wanted in HELD_OUT_TARGETS.items():
-        held = [(name, row[target]["f1"]) for name, row in data.items() if target in row and name != "CoNLL-2003 only"]
-        for name, value in held:
-            lines.append(f"| {target} zero-shot ≥ {wanted} ({name}) | {100 * value:.1f} (CoNLL-only source: "
-                         f"{100 * baseline[target]['f1']:.1f}) | {'yes' if 100 * value >= wanted else 'no'} |")
+        for name, row in data.items():
+            if target not in row or name == "CoNLL-2003 only":
+                continue
+            for t in ([None, threshold] if threshold in row[target].get("by_threshold", {}) else [None]):
+                value, base = held_out_f1(row, target, t), held_out_f1(baseline, target, t)
+                label = name if t is None else f"{name}, new types at {t}"
+                lines.append(f"| {target} zero-shot ≥ {wanted} ({label}) | {100 * value:.1f} (CoNLL-only source: "
+                             f"{100 * base:.1f}) | {'yes' if 100 * value >= wanted else 'no'} |")
     for name, row in data.items():
         if name != "CoNLL-2003 only" and "conll test" in row:
             loss = 100 * (baseline["conll test"]["f1"] - row["conll test"]["f1"])
@@ -439,9 +501,9 @@ def sources_section(path: Path, fewshot_dir: Optional[Path] = None, today_dir: O
     if fewshot_dir is not None and today_dir is not None:
         lines += [
             "",
-            f"Few-shot from the leave-one-out sources (`{fewshot_dir.resolve().relative_to(ROOT)}`,",
+            f"Few-shot from the leave-one-out sources (`{shown(fewshot_dir)}`,",
             "`benchmarks/fewshot.py --systems fine-tuned`), with the same support sets and fine-tuning",
-            f"settings as the CoNLL-only runs of `{today_dir.resolve().relative_to(ROOT)}`:",
+            f"settings as the CoNLL-only runs of `{shown(today_dir)}`:",
             "",
             *fewshot_from_sources(fewshot_dir, today_dir),
         ]
@@ -455,6 +517,7 @@ def main(
     before_dir: Path = typer.Option(None, help="Results of (b) with the earlier fine-tuning settings, same source (a row of that section)"),
     sources: Path = typer.Option(None, help="Results of benchmarks/zeroshot_sources.py (a section of their own)"),
     sources_fewshot_dir: Path = typer.Option(None, help="Few-shot results from the leave-one-out sources (compared with --support-dir's)"),
+    thresholds_dev: Path = typer.Option(None, help="Results of benchmarks/zeroshot_dev.py over thresholds: the new-type threshold, chosen (a section of its own)"),
 ) -> None:
     results = {
         path.stem[len("fewshot_"):]: json.loads(path.read_text())
@@ -489,8 +552,12 @@ def main(
     lines += token_section(results)
     if support_dir is not None:
         lines += support_section(support_dir, before_dir)
+    threshold = None
+    if thresholds_dev is not None:
+        lines += threshold_section(thresholds_dev)
+        threshold, _ = chosen_threshold(json.loads(thresholds_dev.read_text()))
     if sources is not None:
-        lines += sources_section(sources, sources_fewshot_dir, support_dir)
+        lines += sources_section(sources, sources_fewshot_dir, support_dir, threshold)
     supervised = supervised_table(results_dir)
     if supervised:
         lines += [

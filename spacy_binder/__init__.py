@@ -19,6 +19,7 @@ _EXPORTS = {
     "decode": "decode",
     "remove_overlap": "decode",
     "read_type_descriptions": "labels",
+    "NEW_TYPE_THRESHOLD": "defaults",
 }
 
 __all__ = ["BinderWarning", *_EXPORTS]

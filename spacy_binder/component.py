@@ -95,8 +95,9 @@ def make_binder_ner(
     (`spacy_binder.TypeSampler.v1`): vary the types of each training step so
     that types never trained on are predicted too (zero-shot).
     threshold and labels are prediction-time controls, also given per call
-    through `component_cfg`: the minimum span score in [0.5, 1] (0.5 keeps every
-    span above its dynamic threshold; per label as {label: value}), and the
+    through `component_cfg`: the minimum span score in (0, 1] (0.5 keeps every
+    span above its dynamic threshold, lower also spans under it, for new types
+    described only; per label as {label: value}), and the
     labels to predict (null: all). support_weight, also a prediction-time
     control: with a support set (`add_support`), how much its nearest-support
     margin counts against the description's (0: descriptions only, 1: the
@@ -482,7 +483,21 @@ class BinderNER(StoresSupport, TrainablePipe):
             self.threshold if threshold is None else threshold,
             self.predict_labels if labels is None else labels,
         )
+        if support_weight > 0:
+            self._check_support_thresholds(scores)
         return Controls(scores, support_weight)
+
+    def _check_support_thresholds(self, scores: Sequence[float]) -> None:
+        """A threshold below 0.5 is for types known by their description alone:
+        the support margin is exact only above 0 (`heads._support_margin`)."""
+        supported = {span.label_ for doc in self.support for span in doc.spans[SUPPORT_KEY]}
+        low = [label for label, score in zip(self.labels, scores) if score < 0.5 and label in supported]
+        if low:
+            raise ValueError(
+                f"binder_ner threshold is below 0.5 for {low}, which have support mentions: "
+                "below 0.5 is for types known by their description alone. Give them a "
+                "threshold >= 0.5, or predict with support_weight 0."
+            )
 
     def predict(self, docs: Iterable[Doc], *, support_weight: Optional[float] = None) -> BinderScores:
         """Scores of the docs, with the support margins when the support counts.
@@ -500,7 +515,13 @@ class BinderNER(StoresSupport, TrainablePipe):
 
     def _annotate(self, docs: List[Doc], scores: BinderScores, controls: "Controls") -> None:
         flat = self.cfg["mode"] == "flat"
-        found = decode(scores, strategy=self.cfg["strategy"], flat=flat, support_weight=controls.support_weight)
+        found = decode(
+            scores,
+            strategy=self.cfg["strategy"],
+            flat=flat,
+            support_weight=controls.support_weight,
+            min_scores=controls.min_scores,
+        )
         predictions = select(found, controls.min_scores)
         labels = self.labels
         for doc, doc_predictions in zip(docs, predictions):

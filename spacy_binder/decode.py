@@ -10,7 +10,8 @@ support mention against nearest other support span, `spacy_binder.support`):
 (1 - w) * description margin + w * support margin, for the types that have
 support mentions; w = 1 decodes by the support alone.
 `select` applies the prediction-time controls afterwards, so a higher cut-off or
-fewer labels only ever remove spans.
+fewer labels only ever remove spans. A label whose minimum score is below 0.5
+(a new type whose margins run low, docs/FEWSHOT.md) is decoded down to it.
 """
 import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -26,9 +27,15 @@ STRATEGIES = ("span", "joint")
 
 
 def decode(
-    scores: BinderScores, strategy: str = "span", flat: bool = False, support_weight: float = 0.0
+    scores: BinderScores,
+    strategy: str = "span",
+    flat: bool = False,
+    support_weight: float = 0.0,
+    min_scores: Optional[Sequence[float]] = None,
 ) -> List[List[Prediction]]:
-    """Predicted spans per Doc, ordered by start, end and label."""
+    """Predicted spans per Doc, ordered by start, end and label. min_scores:
+    each label's minimum score; one below 0.5 also decodes that label's spans
+    under the dynamic threshold (None: every label stops at it)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"Unknown inference strategy '{strategy}': use one of {STRATEGIES}.")
     check_support_weight(support_weight)
@@ -41,7 +48,7 @@ def decode(
             mixed = margin + support_weight * (support - margin)
             margin = torch.where(torch.isfinite(support), mixed, margin)
         valid = torch.from_numpy(windows.span_mask(scores.max_span_width)).to(margin.device)
-        keep = (margin > 0) & valid[..., None]
+        keep = (margin > _floors(min_scores, margin.shape[-1]).to(margin.device)) & valid[..., None]
         if strategy == "joint":
             keep &= _position_agreement(scores)
         w, i, width, k = (idx.tolist() for idx in keep.nonzero(as_tuple=True))
@@ -58,6 +65,14 @@ def decode(
     if flat:
         predictions = [remove_overlap(doc_predictions) for doc_predictions in predictions]
     return predictions
+
+
+def _floors(min_scores: Optional[Sequence[float]], n_labels: int) -> torch.Tensor:
+    """(K,) lowest margin decoded per label: 0 (the dynamic threshold), or
+    logit(min score) for a label whose minimum score is below 0.5."""
+    if min_scores is None:
+        return torch.zeros(n_labels)
+    return torch.tensor([math.log(s / (1 - s)) if s < 0.5 else 0.0 for s in min_scores])
 
 
 def check_support_weight(support_weight: float) -> None:

@@ -22,3 +22,12 @@ BATCH_WORDS = 400
 # source as is and within 0.1 F1 of the best (0.75) after fine-tuning
 # (docs/FEWSHOT.md). Types without support mentions keep their description score.
 SUPPORT_WEIGHT = 1.0
+
+# The threshold for types a source pipeline never trained on, given by their
+# description alone (zero-shot): their margins run low, and most true mentions
+# score under 0.5. 0.07 had the best mean F1 over the dev splits of NCBI-disease,
+# BC5CDR (each type) and GENIA together, from the CoNLL-2003 source and from
+# sources that left each target out (mean 11.4 at 0.5, 24.1 at 0.07; each
+# target's own best lay between 0.01 and 0.3: docs/FEWSHOT.md). Give it per call
+# (`component_cfg={"binder_ner": {"threshold": NEW_TYPE_THRESHOLD}}`) or per label.
+NEW_TYPE_THRESHOLD = 0.07

@@ -48,8 +48,9 @@ def check_mode(mode: str) -> None:
 def check_threshold(threshold: Threshold) -> None:
     values = threshold.values() if isinstance(threshold, Mapping) else [threshold]
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value <= 1.0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
             raise ValueError(
-                f"binder_ner threshold must lie in [0.5, 1], got {value!r}: it is the "
-                "minimum span score, and 0.5 keeps every span above its dynamic threshold."
+                f"binder_ner threshold must lie in (0, 1], got {value!r}: it is the "
+                "minimum span score; 0.5 keeps every span above its dynamic threshold, "
+                "lower also keeps spans below it (for new types, see docs/FEWSHOT.md)."
             )

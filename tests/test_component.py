@@ -9,6 +9,7 @@ from spacy.tokens import Span
 from spacy.training import Example
 
 from util import DESCRIPTIONS, NESTED_DATA, make_examples, make_nlp, overfit_nested, predicted, repeated, spans_with_scores, train
+from spacy_binder import NEW_TYPE_THRESHOLD
 from spacy_binder.batch import gold_targets
 from spacy_binder.encoders import hf_objects, max_wordpieces, window_layout
 from spacy_binder.errors import BinderWarning
@@ -343,6 +344,24 @@ def test_threshold_and_labels_at_prediction_time(trained_nested):
         list(nlp.pipe(texts, component_cfg={"binder_ner": {"threshold": {"GENE": 0.7}}}))
     with pytest.raises(ValueError, match="a list of labels, got the string 'CELL'"):
         nlp(texts[0], component_cfg={"binder_ner": {"labels": "CELL"}})
+
+
+def test_a_threshold_below_one_half_adds_spans_under_the_dynamic_threshold(trained_nested):
+    """For new types whose scores run low: lowering the threshold keeps every
+    span of 0.5 and adds spans scored under it, lower ones the lower it goes."""
+    nlp = trained_nested
+    texts = [text for text, _ in NESTED_DATA]
+    base = [spans_with_scores(doc) for doc in nlp.pipe(texts)]
+    previous = base
+    for threshold in sorted({0.4, 0.2, NEW_TYPE_THRESHOLD, 0.01}, reverse=True):
+        low = [spans_with_scores(doc) for doc in nlp.pipe(texts, component_cfg={"binder_ner": {"threshold": threshold}})]
+        assert all(set(before) <= set(now) for before, now in zip(previous, low))
+        assert all(s[3] >= threshold for spans in low for s in spans)
+        previous = low
+    assert sum(map(len, previous)) > sum(map(len, base))
+    assert min(s[3] for spans in previous for s in spans) < 0.2
+    one = spans_with_scores(nlp(texts[0], component_cfg={"binder_ner": {"threshold": {"CELL": 0.01}}}))
+    assert one == [s for s in previous[0] if s[2] == "CELL" or s[3] >= 0.5]
 
 
 def test_flat_label_subset_and_config_defaults(trained_nested):

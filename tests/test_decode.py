@@ -34,6 +34,26 @@ def test_nested_keeps_all_spans_above_threshold():
     assert preds[1][3] == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item())
 
 
+def test_a_min_score_below_one_half_decodes_that_label_under_its_threshold():
+    scores = scores_with({(0, 1, 2, 0): 2.0, (0, 4, 1, 0): -0.5, (0, 2, 0, 1): -0.5, (0, 0, 0, 1): -3.0})
+    (preds,) = decode(scores, min_scores=[0.3, 0.5])
+    # logit(0.3) = -0.85: label 0's -0.5 span joins; label 1's stays under 0.5
+    assert [(s, e, k) for s, e, k, _ in preds] == [(1, 4, 0), (4, 6, 0)]
+    assert preds[1][3] == pytest.approx(torch.sigmoid(torch.tensor(-0.5)).item())
+    (low,) = decode(scores, min_scores=[0.3, 0.01])
+    assert [(s, e, k) for s, e, k, _ in low] == [(0, 1, 1), (1, 4, 0), (2, 3, 1), (4, 6, 0)]
+    assert decode(scores, min_scores=[0.5, float("inf")]) == decode(scores)
+
+
+def test_flat_with_a_low_min_score_keeps_what_one_half_keeps():
+    """Spans under 0.5 are taken after every span above it, so they never displace one."""
+    scores = scores_with({(0, 1, 2, 0): 2.0, (0, 2, 2, 1): -0.2, (0, 5, 0, 1): -0.4, (0, 0, 0, 0): -2.0})
+    (high,) = decode(scores, flat=True)
+    (low,) = decode(scores, flat=True, min_scores=[0.2, 0.2])
+    assert [(s, e, k) for s, e, k, _ in high] == [(1, 4, 0)]
+    assert [(s, e, k) for s, e, k, _ in low] == [(1, 4, 0), (5, 6, 1)]
+
+
 def test_same_span_two_types_in_nested_mode():
     scores = scores_with({(0, 2, 1, 0): 1.0, (0, 2, 1, 1): 0.5})
     (preds,) = decode(scores)

@@ -65,3 +65,53 @@ def test_token_section_judges_genia_on_outermost_mentions_and_shows_forgetting()
     assert "| NNShot, scored on the outermost mentions | – | 50.0 ± 0.0 (P 50.0, R 50.0; n=2) |" in text
     assert text.count("| NNShot, scored on the outermost mentions |") == 1  # GENIA's table only
     assert "| label-aware contrastive, as its authors released it | – | 40.0 ± 0.0 (P 40.0, R 40.0; n=2) | 70.0 ± 0.0 | 20 |" in text
+
+
+def cell(f1s: dict, label: str = "") -> dict:
+    """A zero-shot cell scored at each threshold; a "corpus Label" target reads its type's F1."""
+    def one(f1):
+        return {**run(f1), "per_type": {label: {"p": f1, "r": f1, "f": f1}}} if label else run(f1)
+    return {**one(f1s["0.5"]), "by_threshold": {t: one(f1) for t, f1 in f1s.items()}}
+
+
+def test_the_new_type_threshold_is_chosen_on_every_dev_cell_together(tmp_path):
+    """Not one target's best: the mean over every (source, target) cell decides,
+    and a "corpus Label" cell is that type's F1, not the corpus's micro F1."""
+    from fewshot_report import chosen_threshold, threshold_section
+
+    dev = {
+        "CoNLL-2003 only": {
+            "ncbi Disease": cell({"0.5": 0.10, "0.2": 0.20, "0.05": 0.40}, "Disease"),
+            "genia": cell({"0.5": 0.10, "0.2": 0.30, "0.05": 0.05}),
+        },
+        "without GENIA": {"genia": cell({"0.5": 0.20, "0.2": 0.30, "0.05": 0.10})},
+    }
+    dev["CoNLL-2003 only"]["ncbi Disease"]["by_threshold"]["0.2"]["f1"] = 0.99  # micro F1 is not read
+    chosen, means = chosen_threshold(dev)
+    assert chosen == "0.2" and means == pytest.approx({"0.5": 40 / 3, "0.2": 80 / 3, "0.05": 55 / 3})
+    path = tmp_path / "threshold_dev.json"
+    path.write_text(json.dumps(dev))
+    text = "\n".join(threshold_section(path))
+    assert "**0.2**" in text
+    assert "| CoNLL-2003 only | ncbi Disease | 10.0 | 20.0 | 40.0 (0.05) |" in text
+    assert "| without GENIA | genia | 20.0 | 30.0 | 30.0 (0.2) |" in text
+
+
+def test_sources_section_adds_the_new_type_threshold_rows(tmp_path):
+    """Each source's held-out targets at the chosen threshold beside 0.5, checked against
+    the same targets; the source's own CoNLL-2003 types keep 0.5 (no row at the threshold)."""
+    from fewshot_report import sources_section
+
+    conll = {**run(0.8)}
+    data = {
+        "settings": {"steps": 400},
+        "CoNLL-2003 only": {"bc5cdr Chemical": cell({"0.5": 0.30, "0.1": 0.50}, "Chemical"), "conll test": conll},
+        "without BC5CDR": {"bc5cdr Chemical": cell({"0.5": 0.20, "0.1": 0.46}, "Chemical"), "conll test": run(0.79)},
+    }
+    path = tmp_path / "zeroshot_sources.json"
+    path.write_text(json.dumps(data))
+    text = "\n".join(sources_section(path, threshold="0.1"))
+    assert "| without BC5CDR | – | – | 20.0 | – | 79.0 | – |" in text
+    assert "| without BC5CDR, new types at 0.1 | – | – | 46.0 | – | | |" in text
+    assert "| bc5cdr Chemical zero-shot ≥ 45 (without BC5CDR) | 20.0 (CoNLL-only source: 30.0) | no |" in text
+    assert "| bc5cdr Chemical zero-shot ≥ 45 (without BC5CDR, new types at 0.1) | 46.0 (CoNLL-only source: 50.0) | yes |" in text

@@ -78,7 +78,7 @@ def test_general_source_workflow_and_leave_one_out_benchmark(tiny_bert, tmp_path
         sys.executable, str(tmp_path / "benchmarks" / "zeroshot_sources.py"), str(project / "corpus"), str(results),
         "--baseline", str(project / "training" / "general" / "source" / "model-last"),
         "--work-dir", str(tmp_path / "sources"), "--sources", "without NCBI and Disease",
-        "--encoder", str(tiny_bert), "--steps", "2", "--limit", "20", "--max-eval", "10",
+        "--encoder", str(tiny_bert), "--steps", "2", "--limit", "20", "--max-eval", "10", "--thresholds", "0.5,0.05",
     ], cwd=tmp_path)
     scored = json.loads(results.read_text())
     held_out = scored["without NCBI and Disease"]
@@ -86,5 +86,23 @@ def test_general_source_workflow_and_leave_one_out_benchmark(tiny_bert, tmp_path
     assert set(scored["CoNLL-2003 only"]) >= {"ncbi Disease", "bc5cdr Disease", "bc5cdr Chemical", "genia", "conll test"}
     for row in (held_out, scored["CoNLL-2003 only"]):  # each cell was scored by a prediction run
         assert all(row[key]["predict_seconds"] > 0 and "per_type" in row[key] for key in row if key != "train_seconds")
+    for target in ("ncbi Disease", "bc5cdr Disease"):  # held-out types at each threshold, from one pass
+        cell = held_out[target]
+        assert set(cell["by_threshold"]) == {"0.5", "0.05"} and cell["by_threshold"]["0.5"]["f1"] == cell["f1"]
+        assert cell["by_threshold"]["0.05"]["recall"] >= cell["recall"]
+    assert "by_threshold" not in held_out["conll test"]  # the source's own types keep theirs
+
+    dev = tmp_path / "zeroshot_dev.json"
+    out = run([
+        sys.executable, str(tmp_path / "benchmarks" / "zeroshot_dev.py"), str(project / "corpus"), str(dev),
+        f"general={project / 'training' / 'general' / 'source' / 'model-last'}",
+        "--targets", "ncbi,bc5cdr Chemical,genia", "--thresholds", "0.5,0.2,0.05",
+    ], cwd=tmp_path)
+    chosen = json.loads(dev.read_text())["general"]
+    assert set(chosen) == {"ncbi", "bc5cdr Chemical", "genia"}
+    assert set(chosen["bc5cdr Chemical"]["per_type"]) == {"Chemical"}
+    assert all(set(cell["by_threshold"]) == {"0.5", "0.2", "0.05"} for cell in chosen.values())
+    assert "best threshold over all targets" in out and "own best" in out
+
     source = spacy.load(tmp_path / "sources" / "without_ncbi_and_disease" / "model-last")
     assert "Disease" not in source.get_pipe("binder_ner").labels

@@ -61,7 +61,7 @@ def test_default_config_uses_bundled_minilm():
         ({"mode": "nestd"}, "nestd"),
         ({"strategy": "both"}, "both"),
         ({"spans_key": ""}, "spans_key"),
-        ({"threshold": 0.3}, r"threshold must lie in \[0.5, 1\], got 0.3"),
+        ({"threshold": 0.0}, r"threshold must lie in \(0, 1\], got 0.0"),
         ({"threshold": {"CELL": 1.5}}, r"got 1.5"),
     ],
 )

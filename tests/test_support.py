@@ -144,6 +144,17 @@ def test_bad_support_weight_is_refused(tiny_bert):
         make_nlp(tiny_bert, support_weight=-0.1)
 
 
+def test_a_threshold_below_one_half_is_refused_for_labels_with_support(nested_copy):
+    """Support margins are exact only above 0: under 0.5 is for types described only."""
+    nlp = nested_copy
+    ner = nlp.get_pipe("binder_ner")
+    ner.add_support(support_docs(nlp, NESTED_DATA[:3]))  # PROTEIN, DNA and CELL mentions, no RNA
+    with pytest.raises(ValueError, match=r"threshold is below 0.5 for \['CELL'\].*support_weight 0"):
+        list(predicted(nlp, ["x y"], threshold={"CELL": 0.3}))
+    assert list(predicted(nlp, ["x y"], threshold={"CELL": 0.3}, support_weight=0.0))
+    assert list(predicted(nlp, ["x y"], threshold={"RNA": 0.3}))
+
+
 def test_a_too_wide_support_mention_is_reported(tiny_bert):
     nlp = make_nlp(tiny_bert, model={"max_span_width": 2})
     nlp.initialize(lambda: make_examples(nlp, [(NESTED_DATA[0][0], [(1, 2, "PROTEIN")])]))
