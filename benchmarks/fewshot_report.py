@@ -392,13 +392,13 @@ CONLL_LOSS = 3  # CoNLL-2003 test F1 a source may give up against the CoNLL-only
 FINE_TUNED = ("fine-tuned", "fine-tuned, nearest support", "fine-tuned, nearest support + descriptions")
 
 
-def fewshot_from_sources(fewshot_dir: Path, today_dir: Path, k: int = 5) -> List[str]:
+def fewshot_from_sources(fewshot_dirs: List[Path], today_dir: Path, k: int = 5) -> List[str]:
     """5-shot (b) from a leave-one-out source beside the same runs from today's CoNLL-only source."""
     lines = [
         f"| target | system | {k}-shot from the leave-one-out source | {k}-shot from the CoNLL-only source | difference |",
         "|---|---|---|---|---|",
     ]
-    for path in sorted(fewshot_dir.glob("fewshot_*.json")):
+    for path in sorted(path for fewshot_dir in fewshot_dirs for path in fewshot_dir.glob("fewshot_*.json")):
         data = json.loads(path.read_text())
         today = json.loads((today_dir / path.name).read_text())
         for system in FINE_TUNED:
@@ -457,7 +457,7 @@ def threshold_section(dev_path: Path) -> List[str]:
 
 
 def sources_section(
-    path: Path, fewshot_dir: Optional[Path] = None, today_dir: Optional[Path] = None, threshold: Optional[str] = None
+    path: Path, fewshot_dirs: Optional[List[Path]] = None, today_dir: Optional[Path] = None, threshold: Optional[str] = None
 ) -> List[str]:
     """Zero-shot from sources trained on many corpora, each target left out, and
     few-shot fine-tuning from them."""
@@ -498,14 +498,14 @@ def sources_section(
         if name != "CoNLL-2003 only" and "conll test" in row:
             loss = 100 * (baseline["conll test"]["f1"] - row["conll test"]["f1"])
             lines.append(f"| CoNLL-2003 test loses ≤ {CONLL_LOSS} F1 ({name}) | {loss:+.1f} lost | {'yes' if loss <= CONLL_LOSS else 'no'} |")
-    if fewshot_dir is not None and today_dir is not None:
+    if fewshot_dirs and today_dir is not None:
         lines += [
             "",
-            f"Few-shot from the leave-one-out sources (`{shown(fewshot_dir)}`,",
+            f"Few-shot from the leave-one-out sources ({', '.join(f'`{shown(d)}`' for d in fewshot_dirs)},",
             "`benchmarks/fewshot.py --systems fine-tuned`), with the same support sets and fine-tuning",
             f"settings as the CoNLL-only runs of `{shown(today_dir)}`:",
             "",
-            *fewshot_from_sources(fewshot_dir, today_dir),
+            *fewshot_from_sources(fewshot_dirs, today_dir),
         ]
     return lines + [""]
 
@@ -516,7 +516,7 @@ def main(
     support_dir: Path = typer.Option(None, help="Results of the nearest-support benchmark (a section of their own)"),
     before_dir: Path = typer.Option(None, help="Results of (b) with the earlier fine-tuning settings, same source (a row of that section)"),
     sources: Path = typer.Option(None, help="Results of benchmarks/zeroshot_sources.py (a section of their own)"),
-    sources_fewshot_dir: Path = typer.Option(None, help="Few-shot results from the leave-one-out sources (compared with --support-dir's)"),
+    sources_fewshot_dir: List[Path] = typer.Option([], help="Few-shot results from the leave-one-out sources (compared with --support-dir's); repeat for more folders"),
     thresholds_dev: Path = typer.Option(None, help="Results of benchmarks/zeroshot_dev.py over thresholds: the new-type threshold, chosen (a section of its own)"),
 ) -> None:
     results = {
