@@ -419,6 +419,11 @@ def held_out_f1(row: Dict, target: str, threshold: Optional[str] = None) -> floa
     return cell["per_type"][label]["f"] if label else cell["f1"]
 
 
+def own_best(row: Dict, target: str) -> str:
+    """The threshold at which a held-out target of a source scores best."""
+    return max(row[target]["by_threshold"], key=lambda t: held_out_f1(row, target, t))
+
+
 def chosen_threshold(dev: Dict) -> Tuple[str, Dict[str, float]]:
     """The new-type threshold with the best mean dev F1 over every (source,
     target) cell of benchmarks/zeroshot_dev.py's results, and each threshold's mean."""
@@ -444,8 +449,8 @@ def threshold_section(dev_path: Path) -> List[str]:
         "|---|---|---|---|---|",
     ]
     for name, row in dev.items():
-        for target, cell in row.items():
-            own = max(cell["by_threshold"], key=lambda t: held_out_f1(row, target, t))
+        for target in row:
+            own = own_best(row, target)
             lines.append(f"| {name} | {target} | {100 * held_out_f1(row, target, '0.5'):.1f} | "
                          f"{100 * held_out_f1(row, target, chosen):.1f} | {100 * held_out_f1(row, target, own):.1f} ({own}) |")
     lines += [

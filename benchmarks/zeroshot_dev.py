@@ -12,7 +12,6 @@ mean F1 over every target, printed with each target's own best beside it.
 """
 import json
 from pathlib import Path
-from statistics import mean
 from typing import Dict, List
 
 import spacy
@@ -20,6 +19,7 @@ import typer
 from spacy.training import Corpus
 
 from common import TARGETS, TYPES, evaluate_thresholds
+from fewshot_report import chosen_threshold, held_out_f1, own_best
 from spacy_binder.labels import read_type_descriptions
 from spacy_binder.transfer import retarget
 
@@ -43,24 +43,23 @@ def main(
             scored = [label] if label else None  # the other types' gold mentions are not asked for
             result = evaluate_thresholds(nlp, Corpus(corpus_dir / corpus / "dev.spacy"), cut_offs, scored)
             results.setdefault(name, {})[target] = result
-            for t, result in result["by_threshold"].items():
-                per_type = ", ".join(f"{k} {100 * prf['f']:.1f}" for k, prf in sorted(result["per_type"].items()))
-                typer.echo(f"{name} {target} dev @ {t}: P {100 * result['precision']:.1f} "
-                           f"R {100 * result['recall']:.1f} F1 {100 * result['f1']:.1f} ({per_type})")
+            for t, at_t in result["by_threshold"].items():
+                per_type = ", ".join(f"{k} {100 * prf['f']:.1f}" for k, prf in sorted(at_t["per_type"].items()))
+                typer.echo(f"{name} {target} dev @ {t}: P {100 * at_t['precision']:.1f} "
+                           f"R {100 * at_t['recall']:.1f} F1 {100 * at_t['f1']:.1f} ({per_type})")
         output.write_text(json.dumps(results, indent=2))
-        _summary(name, {target: results[name][target]["by_threshold"] for target in targets.split(",")})
+        _summary(name, {target: results[name][target] for target in targets.split(",")})
 
 
-def _summary(name: str, by_target: Dict[str, Dict[str, Dict]]) -> None:
-    """The threshold with the best mean F1 over the targets, and each target's own best."""
-    cut_offs = list(next(iter(by_target.values())))
-    means = {t: mean(100 * by_target[target][t]["f1"] for target in by_target) for t in cut_offs}
-    best = max(cut_offs, key=means.__getitem__)
+def _summary(name: str, row: Dict[str, Dict]) -> None:
+    """The threshold the report would choose from this source's targets alone, and each target's own best."""
+    best, means = chosen_threshold({name: row})
     typer.secho(f"{name}: best threshold over all targets {best} (mean F1 {means[best]:.1f}; "
                 f"0.5 gives {means.get('0.5', float('nan')):.1f})", bold=True)
-    for target, scores in by_target.items():
-        own = max(cut_offs, key=lambda t: scores[t]["f1"])
-        typer.echo(f"  {target}: {100 * scores[best]['f1']:.1f} at {best}, own best {100 * scores[own]['f1']:.1f} at {own}")
+    for target in row:
+        own = own_best(row, target)
+        typer.echo(f"  {target}: {100 * held_out_f1(row, target, best):.1f} at {best}, "
+                   f"own best {100 * held_out_f1(row, target, own):.1f} at {own}")
 
 
 if __name__ == "__main__":

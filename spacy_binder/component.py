@@ -483,7 +483,7 @@ class BinderNER(StoresSupport, TrainablePipe):
             self.threshold if threshold is None else threshold,
             self.predict_labels if labels is None else labels,
         )
-        if support_weight > 0:
+        if support_weight > 0 and min(scores) < 0.5:
             self._check_support_thresholds(scores)
         return Controls(scores, support_weight)
 

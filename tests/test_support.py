@@ -151,8 +151,11 @@ def test_a_threshold_below_one_half_is_refused_for_labels_with_support(nested_co
     ner.add_support(support_docs(nlp, NESTED_DATA[:3]))  # PROTEIN, DNA and CELL mentions, no RNA
     with pytest.raises(ValueError, match=r"threshold is below 0.5 for \['CELL'\].*support_weight 0"):
         list(predicted(nlp, ["x y"], threshold={"CELL": 0.3}))
-    assert list(predicted(nlp, ["x y"], threshold={"CELL": 0.3}, support_weight=0.0))
-    assert list(predicted(nlp, ["x y"], threshold={"RNA": 0.3}))
+    texts = [text for text, _ in NESTED_DATA]
+    for low, weight in (({"CELL": 0.3}, 0.0), ({"RNA": 0.3}, 1.0)):  # described only, or no support mention
+        at_half = list(predicted(nlp, texts, support_weight=weight))
+        lowered = list(predicted(nlp, texts, threshold=low, support_weight=weight))
+        assert all(set(half) <= set(now) for half, now in zip(at_half, lowered))
 
 
 def test_a_too_wide_support_mention_is_reported(tiny_bert):
