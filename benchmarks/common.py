@@ -369,13 +369,6 @@ def evaluate_decodings(
     return results
 
 
-def evaluate_support_weights(
-    nlp: Language, corpus: Reader, weights: Sequence[float], labels: Optional[Collection[str]] = None
-) -> Dict[float, Dict[str, Any]]:
-    """`evaluate_decodings` at each support weight."""
-    return dict(zip(weights, evaluate_decodings(nlp, corpus, [{"support_weight": w} for w in weights], labels)))
-
-
 def evaluate_thresholds(
     nlp: Language, corpus: Reader, thresholds: Sequence[float], labels: Optional[Collection[str]] = None
 ) -> Dict[str, Any]:

@@ -8,7 +8,8 @@ dev split with the greedy sampler (spacy_binder.sampler) and these systems are
 scored on the target's evaluation split (test; GENIA has none here, so its
 train split, which this setting never trains on):
 
-- zero-shot: the source pipeline given the target's descriptions, no training;
+- zero-shot: the source pipeline given the target's descriptions, no training,
+  at the default threshold and at the threshold of new types;
 - support only: binder_ner trained from the encoder on the support set alone;
 - nearest support: the source pipeline given the support set, no training,
   decoded by the support alone (binder_ner's default support_weight, 1) and by
@@ -52,10 +53,10 @@ from spacy.util import filter_spans
 
 from common import (
     PIPE_BATCH, ROOT, SPANCAT_CONFIG, TARGETS, TYPES, Reader, Tuning, alternate, data_overrides, evaluate,
-    evaluate_support_weights, fewshot_tuning, fine_tune, predict, references, score, slug, train,
+    evaluate_decodings, fewshot_tuning, fine_tune, predict, references, score, slug, train,
 )
 from nnshot import nnshot_predict
-from spacy_binder.defaults import ENCODER, MAX_STEPS, SUPPORT_WEIGHT
+from spacy_binder.defaults import ENCODER, MAX_STEPS, NEW_TYPE_THRESHOLD, SUPPORT_WEIGHT
 from spacy_binder.encoders import resolve_encoder_name
 from spacy_binder.init_config import detect_mode, init_config
 from spacy_binder.labels import read_type_descriptions
@@ -84,10 +85,17 @@ SYSTEMS = (
     "support only", "nearest support", "fine-tuned", "fine-tuned + source kept", "NNShot", "spancat", *PROMPT_SYSTEMS,
     *TOKEN_SYSTEMS,
 )
-# A pipeline with a support set, decoded three ways: by the descriptions (support
-# weight 0), by the support alone (1, binder_ner's default), and both (0.75, the
-# best mix after fine-tuning on the targets' dev splits: docs/FEWSHOT.md).
-DECODINGS = {"": 0.0, ", nearest support": 1.0, ", nearest support + descriptions": 0.75}
+# A pipeline with a support set, decoded four ways: by the descriptions (support
+# weight 0), by the support alone (1, binder_ner's default), both (0.75, the
+# best mix after fine-tuning on the targets' dev splits: docs/FEWSHOT.md), and
+# the descriptions at the threshold of new types (the best on the dev splits,
+# configs/binder_fewshot.cfg's default).
+DECODINGS = {
+    "": {"support_weight": 0.0, "threshold": 0.5},
+    ", nearest support": {"support_weight": 1.0, "threshold": 0.5},
+    ", nearest support + descriptions": {"support_weight": 0.75, "threshold": 0.5},
+    ", descriptions at the new-type threshold": {"support_weight": 0.0, "threshold": NEW_TYPE_THRESHOLD},
+}
 # The systems each run scores.
 RUN_SYSTEMS = {
     "nearest support": ("nearest support", "nearest support + descriptions"),
@@ -199,6 +207,10 @@ def main(
         typer.secho(f"\n=== {target}: zero-shot from descriptions", bold=True)
         if results.get("zero-shot") is None:
             results.put("zero-shot", evaluate(_retargeted(source, types, mode), test))
+        if results.get("zero-shot, new-type threshold") is None:
+            results.put("zero-shot, new-type threshold", evaluate_decodings(
+                _retargeted(source, types, mode), test, [{"threshold": NEW_TYPE_THRESHOLD}],
+            )[0])
         sources = {
             name: _prompt_source(name, work_dir, source_dir, source_types, encoder_path, source_steps, source_eval_frequency)
             for name in wanted if name in PROMPT_SYSTEMS
@@ -296,9 +308,9 @@ def _decodings(
 ) -> Dict[str, Dict[str, object]]:
     """A pipeline with its support set scored as each of DECODINGS (those with
     a support weight above `least`), from one pass over `test`."""
-    decodings = {f"{name}{suffix}".lstrip(", "): w for suffix, w in DECODINGS.items() if w > least}
-    by_weight = evaluate_support_weights(nlp, test, sorted(set(decodings.values())), labels)
-    return {system: {**by_weight[w], "train_seconds": train_seconds} for system, w in decodings.items()}
+    decodings = {f"{name}{suffix}".lstrip(", "): d for suffix, d in DECODINGS.items() if d["support_weight"] > least}
+    scored = evaluate_decodings(nlp, test, list(decodings.values()), labels)
+    return {system: {**result, "train_seconds": train_seconds} for system, result in zip(decodings, scored)}
 
 
 def _support_speed(nlp: Language, support: List[Doc], test: Reader) -> Dict[str, float]:

@@ -29,7 +29,8 @@ from spacy.util import registry
 
 from .batch import Scope, StepTypes, label_gold, scope_mask
 from .label_aware.loss import LabelAwareLoss
-from .labels import read_type_descriptions
+from .decode import check_support_weight
+from .labels import check_threshold, read_type_descriptions
 from .loss import BinderLoss
 from .support import read_support
 
@@ -189,6 +190,8 @@ def make_set_labels(
     keep_type_sampler: bool = False,
     component: str = "binder_ner",
     support: Optional[str] = None,
+    threshold: Optional[float] = None,
+    support_weight: Optional[float] = None,
 ) -> Callable[[Language], Language]:
     """Give a (sourced) binder_ner the types of `descriptions` before training.
 
@@ -200,7 +203,14 @@ def make_set_labels(
     further training of it does the same). support: a .spacy file (or folder)
     of annotated Docs that becomes the pipeline's support set, replacing any it
     had (nearest-support decoding; typically the Docs it is fine-tuned on).
+    threshold and support_weight: the trained pipeline's prediction defaults,
+    the threshold for the types of `descriptions` only (null: the source's);
+    saved in its config, since a sourced component keeps the source's otherwise.
     """
+    if threshold is not None:
+        check_threshold(threshold)
+    if support_weight is not None:
+        check_support_weight(support_weight)
 
     def set_labels(nlp: Language) -> Language:
         retarget(
@@ -211,10 +221,18 @@ def make_set_labels(
             keep_type_sampler=keep_type_sampler,
             component=component,
         )
+        ner = nlp.get_pipe(component)
         if support is not None:
-            ner = nlp.get_pipe(component)
             ner.clear_support()
             ner.add_support(read_support(support, nlp.vocab))
+        defaults = {}
+        if threshold is not None:
+            defaults["threshold"] = {label: threshold for label in read_type_descriptions(descriptions)}
+        if support_weight is not None:
+            defaults["support_weight"] = support_weight
+        for key, value in defaults.items():
+            setattr(ner, key, value)
+        nlp.get_pipe_config(component).update(defaults)
         return nlp
 
     return set_labels

@@ -28,7 +28,10 @@ SYSTEMS = (
 DECODED = {
     "nearest support": ("nearest support", "nearest support + descriptions"),
     **{
-        name: (name, f"{name}, nearest support", f"{name}, nearest support + descriptions")
+        name: (
+            name, f"{name}, nearest support", f"{name}, nearest support + descriptions",
+            f"{name}, descriptions at the new-type threshold",
+        )
         for name in ("fine-tuned", "(e) prompts + objectives (JS)")
     },
     "label-aware (paper)": ("label-aware (paper)", "label-aware (paper), nearest label"),
@@ -55,7 +58,7 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
 
     result = json.loads((results / "fewshot_ncbi.json").read_text())
     assert result["eval_split"] == "test" and result["pool_split"] == "dev" and result["eval_docs"] == 30
-    expected = {"zero-shot", "zero-shot | (e) prompts + objectives (JS)"}
+    expected = {"zero-shot", "zero-shot, new-type threshold", "zero-shot | (e) prompts + objectives (JS)"}
     expected |= {f"{system} | k=5 | seed=1" for name in SYSTEMS for system in DECODED.get(name, (name,))}
     token_sources = {f"source before fine-tuning | label-aware (paper){decoding}"
                      for decoding in (", nearest label", ", 5-shot source support")}
@@ -90,6 +93,8 @@ def test_fewshot_benchmark_workflow_quick_mode(tiny_bert, tmp_path):
                 "ncbi: prompts cost ≤ 25% of inference speed ((e) prompts + objectives (JS) source",
                 "## Nearest-support decoding", "| (g) nearest support, source as is (no training) |",
                 "| (j) fine-tuned, nearest support + descriptions |", "| (e), nearest support |",
+                "| (k) fine-tuned, descriptions alone at the new-type threshold (0.07) |",
+                "| (0) zero-shot, at the new-type threshold (0.07) |",
                 "ncbi: 5-shot, the best binder_ner row beats (b) and NNShot by ≥ 5 F1",
                 "ncbi: 5-shot ≥ zero-shot + 10 F1", "ncbi: nearest-support prediction ≤ 1.5x the time of plain prediction",
                 "## The few-shot paper's method as its authors built it", "| label-aware contrastive, as its authors released it |",

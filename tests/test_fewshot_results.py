@@ -115,3 +115,20 @@ def test_sources_section_adds_the_new_type_threshold_rows(tmp_path):
     assert "| without BC5CDR, new types at 0.1 | – | – | 46.0 | – | | |" in text
     assert "| bc5cdr Chemical zero-shot ≥ 45 (without BC5CDR) | 20.0 (CoNLL-only source: 30.0) | no |" in text
     assert "| bc5cdr Chemical zero-shot ≥ 45 (without BC5CDR, new types at 0.1) | 46.0 (CoNLL-only source: 50.0) | yes |" in text
+
+
+def test_five_examples_must_beat_the_better_zero_shot_decoding():
+    """Issue 28's "five examples teach" bar is zero-shot at its better threshold,
+    and the new decoding (k) competes with (b), (i) and (j) for the best row."""
+    from fewshot_report import check_support_targets
+
+    runs = {"zero-shot": run(0.10), "zero-shot, new-type threshold": run(0.25)}
+    for seed in (1, 2):
+        runs[f"fine-tuned | k=5 | seed={seed}"] = run(0.20, train_seconds=10.0)
+        runs[f"fine-tuned, descriptions at the new-type threshold | k=5 | seed={seed}"] = run(0.30, train_seconds=10.0)
+        runs[f"NNShot | k=5 | seed={seed}"] = run(0.24)
+    text = "\n".join(check_support_targets({"ncbi": {"runs": runs}}))
+    best = "fine-tuned, descriptions at the new-type threshold"
+    # Against the default threshold's 10.0 it would pass; against 25.0 it does not.
+    assert f"| ncbi: 5-shot ≥ zero-shot + 10 F1 | {best}: +5.0 vs zero-shot, new-type threshold | no |" in text
+    assert f"| ncbi: 5-shot, the best binder_ner row beats (b) and NNShot by ≥ 5 F1 | {best}: +10.0 vs (b), +6.0 vs NNShot | yes |" in text

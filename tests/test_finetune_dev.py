@@ -34,7 +34,7 @@ def test_finetune_dev_stops_when_the_support_loss_rises(trained_nested, tmp_path
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "finetune_dev.py"), str(tmp_path / "corpus"), str(output),
          "--source", str(tmp_path / "source"), "--targets", "genia", "--k", "1", "--seeds", "1",
-         "--support-weights", "0,1", "--max-dev", "30", "--work-dir", str(tmp_path / "work"),
+         "--support-weights", "0,1", "--thresholds", "0.1", "--max-dev", "30", "--work-dir", str(tmp_path / "work"),
          "stop=stop6:0.001:0.8", "fixed=2:0.001:0.8"],
         capture_output=True, text=True, timeout=900,
     )
@@ -46,5 +46,7 @@ def test_finetune_dev_stops_when_the_support_loss_rises(trained_nested, tmp_path
     assert stopped["stopped_at"] == stop_step(stopped["support_losses"]) and stopped["stop_on_rise"]
     assert "support_losses" not in results["fixed | genia | k=1 | seed=1"]
     for run in results.values():
-        assert set(run["by_weight"]) == {"0.0", "1.0"}
-    assert "stop | 1.0 |" in done.stdout and "fixed | 0.0 |" in done.stdout
+        assert set(run["by_weight"]) == {"0.0", "1.0"} and set(run["by_threshold"]) == {"0.1"}
+        # A lower threshold only adds spans to the descriptions' own (weight 0, threshold 0.5).
+        assert run["by_threshold"]["0.1"]["recall"] >= run["by_weight"]["0.0"]["recall"]
+    assert "stop | w=1.0 |" in done.stdout and "fixed | w=0.0 t=0.1 |" in done.stdout
