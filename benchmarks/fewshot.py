@@ -448,7 +448,9 @@ def _keep_source(
     replay, _ = sample_support(references(source_dir / "train.spacy"), k, seed)
     DocBin(docs=replay).to_disk(train_dir / "replay.spacy")
     nlp, seconds = fine_tune(source, train_dir, out, types_path, mode, tuning, keep=True)
-    nlp.get_pipe("binder_ner").clear_support()  # (b)'s decoding, descriptions alone; the replay is no support
+    ner = nlp.get_pipe("binder_ner")
+    ner.clear_support()  # the replay is no support
+    ner.threshold = 0.5  # (b)'s decoding, descriptions alone at 0.5
     result = {**evaluate(nlp, test, labels=list(read_type_descriptions(types_path))), "train_seconds": seconds}
     result["source_test"] = _prf(evaluate(nlp, source_test, source_labels))
     return result

@@ -45,8 +45,9 @@ SUPPORT_ROWS = (
     ("(j) fine-tuned, nearest support + descriptions", "fine-tuned, nearest support + descriptions"),
     (f"(k) fine-tuned, descriptions alone at the new-type threshold ({NEW_TYPE_THRESHOLD})", "fine-tuned, descriptions at the new-type threshold"),
     *(
-        (f"{title[:3]}, nearest support{extra}", f"{system}, nearest support{extra}")
-        for title, system in SYSTEM_ROWS if system[:1] == "(" for extra in ("", " + descriptions")
+        (f"{title[:3]}{decoding}", f"{system}{decoding}")
+        for title, system in SYSTEM_ROWS if system[:1] == "("
+        for decoding in (", nearest support", ", nearest support + descriptions", ", descriptions at the new-type threshold")
     ),
     ("NNShot (source-trained encoder)", "NNShot"),
 )

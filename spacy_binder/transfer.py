@@ -30,7 +30,7 @@ from spacy.util import registry
 from .batch import Scope, StepTypes, label_gold, scope_mask
 from .label_aware.loss import LabelAwareLoss
 from .decode import check_support_weight
-from .labels import check_threshold, read_type_descriptions
+from .labels import Threshold, check_threshold, read_type_descriptions
 from .loss import BinderLoss
 from .support import read_support
 
@@ -225,9 +225,10 @@ def make_set_labels(
         if support is not None:
             ner.clear_support()
             ner.add_support(read_support(support, nlp.vocab))
-        defaults = {}
+        defaults: dict = {}
         if threshold is not None:
-            defaults["threshold"] = {label: threshold for label in read_type_descriptions(descriptions)}
+            kept = {label: _threshold_of(ner.threshold, label) for label in ner.labels}
+            defaults["threshold"] = {**kept, **{label: threshold for label in read_type_descriptions(descriptions)}}
         if support_weight is not None:
             defaults["support_weight"] = support_weight
         for key, value in defaults.items():
@@ -236,6 +237,11 @@ def make_set_labels(
         return nlp
 
     return set_labels
+
+
+def _threshold_of(threshold: Threshold, label: str) -> float:
+    """A label's threshold under a setting of one value or {label: value} (0.5 for the rest)."""
+    return threshold.get(label, 0.5) if isinstance(threshold, Mapping) else threshold
 
 
 @registry.callbacks("spacy_binder.set_loss.v1")

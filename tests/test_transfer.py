@@ -116,7 +116,8 @@ def test_fewshot_config_fine_tunes_a_sourced_pipeline(tiny_bert, tmp_path):
         assert tuned.labels == labels and tuned.cfg["mode"] == "nested"
         assert [doc.text for doc in tuned.support] == [doc.text for doc in support]  # kept as its support set
         # It predicts by the descriptions, its new types down to the new-type threshold (saved in its config).
-        assert tuned.support_weight == 0.0 and tuned.threshold == {"PROTEIN": NEW_TYPE_THRESHOLD, "DNA": NEW_TYPE_THRESHOLD}
+        new_types = {"PROTEIN": NEW_TYPE_THRESHOLD, "DNA": NEW_TYPE_THRESHOLD}
+        assert tuned.support_weight == 0.0 and tuned.threshold == {**({"CELL": 0.5} if keep else {}), **new_types}
         assert nlp.config["components"]["binder_ner"]["threshold"] == tuned.threshold
         examples = make_examples(nlp, [(t, [s for s in spans if s[2] in ("PROTEIN", "DNA")]) for t, spans in NESTED_DATA])
         assert nlp.evaluate(examples)["spans_sc_f"] >= 0.8  # it learned the support set's types
@@ -140,13 +141,6 @@ def test_set_labels_callback(tiny_bert, tmp_path):
     for _ in range(2):  # replaces, never appends
         set_labels(str(types), support=str(support))(nlp)
         assert [doc.text for doc in ner.support] == ["the gene was found"]
-    set_labels(str(types), threshold=0.1, support_weight=0.25)(nlp)
-    assert ner.threshold == {"GENE": 0.1} and ner.support_weight == 0.25
-    assert nlp.config["components"]["binder_ner"]["support_weight"] == 0.25  # what the saved pipeline loads with
-    with pytest.raises(ValueError, match="threshold must lie in \\(0, 1\\], got 0.0"):
-        set_labels(str(types), threshold=0.0)
-    with pytest.raises(ValueError, match="support_weight must be in \\[0, 1\\].*got 2"):
-        set_labels(str(types), support_weight=2)
     set_labels(str(types), mode="flat")(nlp)
     assert ner.labels == ("GENE",) and ner.cfg["mode"] == "flat" and not ner.cfg["sample_types"]
     step = ner._step_types(make_examples(nlp))
@@ -157,6 +151,15 @@ def test_set_labels_callback(tiny_bert, tmp_path):
     with pytest.raises(ValueError, match="labels must be non-empty strings"):
         ner.set_labels({"CELL": None, "": None})
     assert ner.labels == ("GENE",)  # a bad label set leaves the old one
+    ner.add_label("CELL", description=DESCRIPTIONS["CELL"])
+    ner.threshold = 0.6
+    set_labels(str(types), keep_existing=True, threshold=0.1, support_weight=0.25)(nlp)
+    assert ner.threshold == {"GENE": 0.1, "CELL": 0.6} and ner.support_weight == 0.25  # the kept type keeps its own
+    assert nlp.config["components"]["binder_ner"]["support_weight"] == 0.25  # what the saved pipeline loads with
+    with pytest.raises(ValueError, match="threshold must lie in \\(0, 1\\], got 0.0"):
+        set_labels(str(types), threshold=0.0)
+    with pytest.raises(ValueError, match="support_weight must be in \\[0, 1\\].*got 2"):
+        set_labels(str(types), support_weight=2)
 
 
 def test_set_loss_callback_sets_the_training_loss(tiny_bert):
