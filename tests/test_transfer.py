@@ -153,13 +153,16 @@ def test_set_labels_callback(tiny_bert, tmp_path):
     assert ner.labels == ("GENE",)  # a bad label set leaves the old one
     ner.add_label("CELL", description=DESCRIPTIONS["CELL"])
     ner.threshold = 0.6
-    set_labels(str(types), keep_existing=True, threshold=0.1, support_weight=0.25)(nlp)
-    assert ner.threshold == {"GENE": 0.1, "CELL": 0.6} and ner.support_weight == 0.25  # the kept type keeps its own
-    assert nlp.config["components"]["binder_ner"]["support_weight"] == 0.25  # what the saved pipeline loads with
+    assert ner.support and ner.support_weight == 1.0
+    set_labels(str(types), keep_existing=True, threshold=0.1, support_weight=0.0)(nlp)
+    assert ner.threshold == {"GENE": 0.1, "CELL": 0.6} and ner.support_weight == 0.0  # the kept type keeps its own
+    assert nlp.config["components"]["binder_ner"]["support_weight"] == 0.0  # what the saved pipeline loads with
     with pytest.raises(ValueError, match="threshold must lie in \\(0, 1\\], got 0.0"):
         set_labels(str(types), threshold=0.0)
     with pytest.raises(ValueError, match="support_weight must be in \\[0, 1\\].*got 2"):
         set_labels(str(types), support_weight=2)
+    with pytest.raises(ValueError, match="threshold 0.1 under 0.5 .* Set support_weight = 0"):
+        set_labels(str(types), support=str(support), threshold=0.1, support_weight=1.0)(nlp)
 
 
 def test_set_loss_callback_sets_the_training_loss(tiny_bert):
