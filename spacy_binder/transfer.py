@@ -231,14 +231,9 @@ def make_set_labels(
             defaults["threshold"] = {**kept, **{label: threshold for label in read_type_descriptions(descriptions)}}
         if support_weight is not None:
             defaults["support_weight"] = support_weight
-        if threshold is not None and threshold < 0.5 and ner.support and defaults.get("support_weight", ner.support_weight) > 0:
-            raise ValueError(
-                f"spacy_binder.set_labels.v1 has threshold {threshold} under 0.5 for types with a support "
-                "set that counts (support_weight > 0): below 0.5 is for types decoded by their "
-                "descriptions. Set support_weight = 0, or a threshold >= 0.5."
-            )
         for key, value in defaults.items():
             setattr(ner, key, value)
+        ner._controls(None, None, None)  # the component's own rules, now rather than at the first evaluation
         nlp.get_pipe_config(component).update(defaults)
         return nlp
 

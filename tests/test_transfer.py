@@ -161,7 +161,7 @@ def test_set_labels_callback(tiny_bert, tmp_path):
         set_labels(str(types), threshold=0.0)
     with pytest.raises(ValueError, match="support_weight must be in \\[0, 1\\].*got 2"):
         set_labels(str(types), support_weight=2)
-    with pytest.raises(ValueError, match="threshold 0.1 under 0.5 .* Set support_weight = 0"):
+    with pytest.raises(ValueError, match=r"threshold is below 0.5 for \['GENE'\].*support_weight 0"):
         set_labels(str(types), support=str(support), threshold=0.1, support_weight=1.0)(nlp)
 
 
