@@ -132,3 +132,20 @@ def test_five_examples_must_beat_the_better_zero_shot_decoding():
     # Against the default threshold's 10.0 it would pass; against 25.0 it does not.
     assert f"| ncbi: 5-shot ≥ zero-shot + 10 F1 | {best}: +5.0 vs zero-shot, new-type threshold | no |" in text
     assert f"| ncbi: 5-shot, the best binder_ner row beats (b) and NNShot by ≥ 5 F1 | {best}: +10.0 vs (b), +6.0 vs NNShot | yes |" in text
+
+
+def test_at_a_glance_shows_the_default_decoding_beside_zero_shot_and_nnshot(tmp_path):
+    """The summary a user reads first is the pipeline they get: zero-shot at the new-type
+    threshold and (k), never (b) at 0.5, whatever scores best."""
+    from fewshot_report import at_a_glance
+
+    runs = {"zero-shot": run(0.10), "zero-shot, new-type threshold": run(0.25)}
+    for k, f1 in ((1, 0.15), (5, 0.35)):
+        for seed in (1, 2):
+            runs[f"fine-tuned | k={k} | seed={seed}"] = run(0.90)
+            runs[f"fine-tuned, descriptions at the new-type threshold | k={k} | seed={seed}"] = run(f1 + 0.01 * seed)
+            runs[f"NNShot | k={k} | seed={seed}"] = run(f1 / 2)
+    (tmp_path / "fewshot_ncbi.json").write_text(json.dumps({"runs": runs}))
+    text = "\n".join(at_a_glance(tmp_path))
+    assert "| ncbi | 25.0 | 16.5 | 36.5 | 7.5 | 17.5 |" in text
+    assert at_a_glance(tmp_path / "missing") == []
