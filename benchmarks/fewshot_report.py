@@ -86,6 +86,11 @@ def mean(values: List[float], scale: float = 100.0, digits: int = 1) -> Optional
     return round(scale * statistics.mean(values), digits) if values else None
 
 
+def runs_cell(values: List[float]) -> str:
+    """Mean ± std and n of several runs' F1, or the one run's F1."""
+    return f"{100 * values[0]:.1f}" if len(values) == 1 else f"{mean_std(values)} (n={len(values)})"
+
+
 def cell(runs: List[Dict], deterministic: bool = False) -> str:
     """Mean ± std of F1 over the seeds; a deterministic system has one run, no spread."""
     if not runs:
@@ -429,11 +434,17 @@ CONLL_LOSS = 3  # CoNLL-2003 test F1 a source may give up against the CoNLL-only
 
 
 # the few-shot systems compared from each source (the decodings of one fine-tuned pipeline)
-FINE_TUNED = ("fine-tuned", "fine-tuned, nearest support", "fine-tuned, nearest support + descriptions")
+FINE_TUNED = (
+    "fine-tuned", "fine-tuned, nearest support", "fine-tuned, nearest support + descriptions",
+    "fine-tuned, descriptions at the new-type threshold",
+)
+# Beside them, each source's zero-shot at both thresholds: what five examples add.
+ZERO_SHOT_AND_FINE_TUNED = (*ZERO_SHOT_DECODINGS, *FINE_TUNED)
 
 
 def fewshot_from_sources(fewshot_dirs: List[Path], today_dir: Path, k: int = 5) -> List[str]:
-    """5-shot (b) from a leave-one-out source beside the same runs from today's CoNLL-only source."""
+    """5-shot fine-tuned rows (and zero-shot, one run each) from a leave-one-out source
+    beside the same runs from today's CoNLL-only source."""
     lines = [
         f"| target | system | {k}-shot from the leave-one-out source | {k}-shot from the CoNLL-only source | difference |",
         "|---|---|---|---|---|",
@@ -441,12 +452,12 @@ def fewshot_from_sources(fewshot_dirs: List[Path], today_dir: Path, k: int = 5) 
     for path in sorted(path for fewshot_dir in fewshot_dirs for path in fewshot_dir.glob("fewshot_*.json")):
         data = json.loads(path.read_text())
         today = json.loads((today_dir / path.name).read_text())
-        for system in FINE_TUNED:
+        for system in ZERO_SHOT_AND_FINE_TUNED:
             new, old = f1s(data, system, k), f1s(today, system, k)
             if new and old:
                 diff = 100 * (statistics.mean(new) - statistics.mean(old))
                 lines.append(f"| {data['target']} (source {data['settings']['source'].split('/')[-2]}) | {system} | "
-                             f"{mean_std(new)} (n={len(new)}) | {mean_std(old)} (n={len(old)}) | {diff:+.1f} |")
+                             f"{runs_cell(new)} | {runs_cell(old)} | {diff:+.1f} |")
     return lines
 
 
@@ -548,7 +559,7 @@ def sources_section(
             "",
             f"Few-shot from the leave-one-out sources ({', '.join(f'`{shown(d)}`' for d in fewshot_dirs)},",
             "`benchmarks/fewshot.py --systems fine-tuned`), with the same support sets and fine-tuning",
-            f"settings as the CoNLL-only runs of `{shown(today_dir)}`:",
+            f"settings as the CoNLL-only runs of `{shown(today_dir)}`, and each source's zero-shot (one run):",
             "",
             *fewshot_from_sources(fewshot_dirs, today_dir),
         ]

@@ -49,6 +49,10 @@ SOURCES: Dict[str, Source] = {
     ),
     "without BC5CDR": Source(("conll", "ncbi", "genia"), (), ("bc5cdr Chemical",)),
     "without BC5CDR + phrases": Source(("conll", "ncbi", "genia"), (), ("bc5cdr Chemical",), phrases=True),
+    # BC5CDR's few-shot source: no BC5CDR, and no Disease (so no NCBI-disease either).
+    "without BC5CDR and NCBI and Disease + phrases": Source(
+        ("conll", "genia"), ("Disease",), ("ncbi Disease", "bc5cdr Disease", "bc5cdr Chemical"), phrases=True
+    ),
     "without GENIA": Source(("conll", "ncbi", "bc5cdr"), (), ("genia",)),
     "without GENIA + phrases": Source(("conll", "ncbi", "bc5cdr"), (), ("genia",), phrases=True),
 }

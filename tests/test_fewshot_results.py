@@ -149,3 +149,23 @@ def test_at_a_glance_shows_the_default_decoding_beside_zero_shot_and_nnshot(tmp_
     text = "\n".join(at_a_glance(tmp_path))
     assert "| ncbi | 25.0 | 16.5 | 36.5 | 7.5 | 17.5 |" in text
     assert at_a_glance(tmp_path / "missing") == []
+
+
+def test_fewshot_from_sources_shows_zero_shot_and_the_default_decoding(tmp_path):
+    """Each leave-one-out source's few-shot rows, (k) among them, sit beside its own
+    zero-shot (one run, no spread) and the CoNLL-only source's same rows."""
+    from fewshot_report import fewshot_from_sources
+
+    def results(zero: float, k_f1: float, source: str) -> dict:
+        runs = {"zero-shot, new-type threshold": run(zero)}
+        for seed in (1, 2):
+            runs[f"fine-tuned, descriptions at the new-type threshold | k=5 | seed={seed}"] = run(k_f1 + 0.02 * seed)
+        return {"target": "ncbi", "settings": {"source": f"{source}/model-last"}, "runs": runs}
+
+    general, today = tmp_path / "general", tmp_path / "today"
+    for folder, data in ((general, results(0.20, 0.30, "without_ncbi")), (today, results(0.25, 0.24, "conll"))):
+        folder.mkdir()
+        (folder / "fewshot_ncbi.json").write_text(json.dumps(data))
+    text = "\n".join(fewshot_from_sources([general], today))
+    assert "| ncbi (source without_ncbi) | zero-shot, new-type threshold | 20.0 | 25.0 | -5.0 |" in text
+    assert "| ncbi (source without_ncbi) | fine-tuned, descriptions at the new-type threshold | 33.0 ± 1.4 (n=2) | 27.0 ± 1.4 (n=2) | +6.0 |" in text
