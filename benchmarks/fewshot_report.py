@@ -68,6 +68,11 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def read_results(folder: Path) -> Dict[str, Dict]:
+    """Each target's fewshot_<target>.json in a results folder, by target."""
+    return {path.stem[len("fewshot_"):]: json.loads(path.read_text()) for path in sorted(folder.glob("fewshot_*.json"))}
+
+
 def runs_of(data: Dict, system: str, k: int) -> List[Dict]:
     if system.startswith("zero-shot"):
         return [data["runs"][system]] if system in data["runs"] else []
@@ -233,7 +238,7 @@ def with_earlier(data: Dict, before_dir: Optional[Path]) -> Dict:
 def at_a_glance(support_dir: Path) -> List[str]:
     """The pipeline a user gets by default, per target: zero-shot and (k) at 1- and
     5-shot, beside NNShot (from the nearest-support benchmark, which has them all)."""
-    results = {path.stem[len("fewshot_"):]: json.loads(path.read_text()) for path in sorted(support_dir.glob("fewshot_*.json"))}
+    results = read_results(support_dir)
     if not results:
         return []
     default = "fine-tuned, descriptions at the new-type threshold"
@@ -258,10 +263,7 @@ def at_a_glance(support_dir: Path) -> List[str]:
 
 def support_section(support_dir: Path, before_dir: Optional[Path] = None) -> List[str]:
     """The nearest-support benchmark (its own results folder and source)."""
-    results = {
-        path.stem[len("fewshot_"):]: with_earlier(json.loads(path.read_text()), before_dir)
-        for path in sorted(support_dir.glob("fewshot_*.json"))
-    }
+    results = {name: with_earlier(data, before_dir) for name, data in read_results(support_dir).items()}
     if not results:
         return []
     lines = [
@@ -583,10 +585,7 @@ def main(
     sources_fewshot_dir: List[Path] = typer.Option([], help="Few-shot results from the leave-one-out sources (compared with --support-dir's); repeat for more folders"),
     thresholds_dev: Path = typer.Option(None, help="Results of benchmarks/zeroshot_dev.py over thresholds: the new-type threshold, chosen (a section of its own)"),
 ) -> None:
-    results = {
-        path.stem[len("fewshot_"):]: json.loads(path.read_text())
-        for path in sorted(results_dir.glob("fewshot_*.json"))
-    }
+    results = read_results(results_dir)
     lines = [
         "# Few-shot and zero-shot NER",
         "",
