@@ -5,7 +5,8 @@ python benchmarks/fewshot_report.py RESULTS_DIR OUTPUT.md
 import json
 import statistics
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from itertools import zip_longest
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import typer
 
@@ -433,6 +434,7 @@ def supervised_table(results_dir: Path) -> List[str]:
 # zero-shot targets of the leave-one-out sources (benchmarks/zeroshot_sources.py): F1 wanted
 HELD_OUT_TARGETS = {"ncbi Disease": 35, "bc5cdr Disease": 30, "bc5cdr Chemical": 45, "genia": 20}
 CONLL_LOSS = 3  # CoNLL-2003 test F1 a source may give up against the CoNLL-only one
+SOURCE_STEPS = 400  # the CoNLL-only source's training steps (project.yml's fewshot_source_steps)
 
 
 # the few-shot systems compared from each source (the decodings of one fine-tuned pipeline)
@@ -494,48 +496,60 @@ def chosen_threshold(dev: Dict) -> Tuple[str, Dict[str, float]]:
     return max(thresholds, key=means.__getitem__), means
 
 
-def threshold_section(dev_path: Path) -> List[str]:
-    """The threshold of new types, chosen on the targets' dev splits together."""
-    dev = json.loads(dev_path.read_text())
-    chosen, means = chosen_threshold(dev)
-    lines = [
-        "## A threshold for new types",
-        "",
-        f"From `{shown(dev_path)}` (`benchmarks/zeroshot_dev.py`): each source",
-        "given each held-out target's descriptions alone, scored on the target's **dev** split at",
-        "every threshold from one prediction pass. The threshold of new types is the one with the",
-        f"best mean F1 over every cell below: **{chosen}** (`spacy_binder.defaults.NEW_TYPE_THRESHOLD`).",
-        "",
-        f"| source | target (dev) | F1 at 0.5 | F1 at {chosen} | its own best (threshold) |",
-        "|---|---|---|---|---|",
-    ]
+def threshold_table(dev: Dict, chosen: str, means: Dict[str, float]) -> List[str]:
+    """Each (source, target) dev cell at 0.5, at the chosen threshold and at its own best."""
+    lines = [f"| source | target (dev) | F1 at 0.5 | F1 at {chosen} | its own best (threshold) |", "|---|---|---|---|---|"]
     for name, row in dev.items():
         for target in row:
             own = own_best(row, target)
             lines.append(f"| {name} | {target} | {100 * held_out_f1(row, target, '0.5'):.1f} | "
                          f"{100 * held_out_f1(row, target, chosen):.1f} | {100 * held_out_f1(row, target, own):.1f} ({own}) |")
-    lines += [
+    return lines + [
         "",
         "Mean F1 over the cells at each threshold: " + ", ".join(f"{t}: {value:.1f}" for t, value in means.items()) + ".",
         "",
     ]
+
+
+def threshold_section(dev_paths: List[Path]) -> List[str]:
+    """The threshold of new types, chosen on the targets' dev splits together (the
+    first file); further files choose it again for sources trained longer."""
+    dev = json.loads(dev_paths[0].read_text())
+    chosen, means = chosen_threshold(dev)
+    lines = [
+        "## A threshold for new types",
+        "",
+        f"From `{shown(dev_paths[0])}` (`benchmarks/zeroshot_dev.py`): each source",
+        "given each held-out target's descriptions alone, scored on the target's **dev** split at",
+        "every threshold from one prediction pass. The threshold of new types is the one with the",
+        f"best mean F1 over every cell below: **{chosen}** (`spacy_binder.defaults.NEW_TYPE_THRESHOLD`).",
+        "",
+        *threshold_table(dev, chosen, means),
+    ]
+    for path in dev_paths[1:]:
+        dev = json.loads(path.read_text())
+        chosen, means = chosen_threshold(dev)
+        lines += [
+            f"The sources trained for longer, the same way (`{shown(path)}`): their best mean F1 is",
+            f"at **{chosen}**.",
+            "",
+            *threshold_table(dev, chosen, means),
+        ]
     return lines
 
 
-def sources_section(
-    path: Path, fewshot_dirs: Optional[List[Path]] = None, today_dir: Optional[Path] = None, threshold: Optional[str] = None
-) -> List[str]:
-    """Zero-shot from sources trained on many corpora, each target left out, and
-    few-shot fine-tuning from them."""
+def sources_table(path: Path, threshold: Optional[str] = None) -> List[str]:
+    """One results file of benchmarks/zeroshot_sources.py: the sources' zero-shot F1 on
+    their held-out targets and CoNLL-2003 test, and the targets checked."""
     data = json.loads(path.read_text())
     settings = data.pop("settings")
     baseline = data["CoNLL-2003 only"]
     f1 = lambda row, key: f"{100 * held_out_f1(row, key):.1f}" if key in row else "–"
     lines = [
-        "## Zero-shot from many corpora, each target left out",
+        f"### Sources trained for {settings['steps']} steps",
         "",
-        f"From `{shown(path)}` (`benchmarks/zeroshot_sources.py`; each source",
-        f"{settings['steps']} steps, the CoNLL-only source's budget, nested). A target's source never saw its",
+        f"From `{shown(path)}` (`benchmarks/zeroshot_sources.py --steps {settings['steps']}`; the",
+        f"CoNLL-only source had {SOURCE_STEPS}, nested). A target's source never saw its",
         "corpus nor a label of its kind; each cell is F1 from the target's descriptions alone (GENIA: its",
         "train split, all five types; BC5CDR: one type at a time). Every source is also scored on",
         "CoNLL-2003 test.",
@@ -564,16 +578,31 @@ def sources_section(
         if name != "CoNLL-2003 only" and "conll test" in row:
             loss = 100 * (baseline["conll test"]["f1"] - row["conll test"]["f1"])
             lines.append(f"| CoNLL-2003 test loses ≤ {CONLL_LOSS} F1 ({name}) | {loss:+.1f} lost | {'yes' if loss <= CONLL_LOSS else 'no'} |")
+    return lines + [""]
+
+
+def sources_section(
+    paths: List[Path], fewshot_dirs: Optional[List[Path]] = None, today_dir: Optional[Path] = None,
+    thresholds: Sequence[Optional[str]] = (),
+) -> List[str]:
+    """Zero-shot from sources trained on many corpora, each target left out (a table per
+    results file: one training budget each, with the threshold chosen for it on dev), and
+    few-shot fine-tuning from them."""
+    lines = ["## Zero-shot from many corpora, each target left out", ""]
+    for path, threshold in zip_longest(paths, thresholds[: len(paths)]):
+        lines += sources_table(path, threshold)
     if fewshot_dirs and today_dir is not None:
         lines += [
+            "### Few-shot from the leave-one-out sources",
             "",
-            f"Few-shot from the leave-one-out sources ({', '.join(f'`{shown(d)}`' for d in fewshot_dirs)},",
-            "`benchmarks/fewshot.py --systems fine-tuned`), with the same support sets and fine-tuning",
+            f"From {', '.join(f'`{shown(d)}`' for d in fewshot_dirs)}",
+            "(`benchmarks/fewshot.py --systems fine-tuned`), with the same support sets and fine-tuning",
             f"settings as the CoNLL-only runs of `{shown(today_dir)}`, and each source's zero-shot (one run):",
             "",
             *fewshot_from_sources(fewshot_dirs, today_dir),
+            "",
         ]
-    return lines + [""]
+    return lines
 
 
 def main(
@@ -581,9 +610,9 @@ def main(
     output: Path,
     support_dir: Path = typer.Option(None, help="Results of the nearest-support benchmark (a section of their own)"),
     before_dir: Path = typer.Option(None, help="Results of (b) with the earlier fine-tuning settings, same source (a row of that section)"),
-    sources: Path = typer.Option(None, help="Results of benchmarks/zeroshot_sources.py (a section of their own)"),
+    sources: List[Path] = typer.Option([], help="Results of benchmarks/zeroshot_sources.py (a section of their own); repeat for other training budgets"),
     sources_fewshot_dir: List[Path] = typer.Option([], help="Few-shot results from the leave-one-out sources (compared with --support-dir's); repeat for more folders"),
-    thresholds_dev: Path = typer.Option(None, help="Results of benchmarks/zeroshot_dev.py over thresholds: the new-type threshold, chosen (a section of its own)"),
+    thresholds_dev: List[Path] = typer.Option([], help="Results of benchmarks/zeroshot_dev.py over thresholds: the new-type threshold, chosen (a section of its own); repeat for each --sources file, in the same order"),
 ) -> None:
     results = read_results(results_dir)
     lines = [
@@ -619,12 +648,11 @@ def main(
     lines += token_section(results)
     if support_dir is not None:
         lines += support_section(support_dir, before_dir)
-    threshold = None
-    if thresholds_dev is not None:
+    if thresholds_dev:
         lines += threshold_section(thresholds_dev)
-        threshold, _ = chosen_threshold(json.loads(thresholds_dev.read_text()))
-    if sources is not None:
-        lines += sources_section(sources, sources_fewshot_dir, support_dir, threshold)
+    if sources:
+        chosen = [chosen_threshold(json.loads(path.read_text()))[0] for path in thresholds_dev]
+        lines += sources_section(sources, sources_fewshot_dir, support_dir, chosen)
     supervised = supervised_table(results_dir)
     if supervised:
         lines += [

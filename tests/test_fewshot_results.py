@@ -91,10 +91,16 @@ def test_the_new_type_threshold_is_chosen_on_every_dev_cell_together(tmp_path):
     assert chosen == "0.2" and means == pytest.approx({"0.5": 40 / 3, "0.2": 80 / 3, "0.05": 55 / 3})
     path = tmp_path / "threshold_dev.json"
     path.write_text(json.dumps(dev))
-    text = "\n".join(threshold_section(path))
+    text = "\n".join(threshold_section([path]))
     assert "**0.2**" in text
     assert "| CoNLL-2003 only | ncbi Disease | 10.0 | 20.0 | 40.0 (0.05) |" in text
     assert "| without GENIA | genia | 20.0 | 30.0 | 30.0 (0.2) |" in text
+    # sources trained longer choose their own threshold, after the one of NEW_TYPE_THRESHOLD
+    longer = tmp_path / "threshold_dev_1200.json"
+    longer.write_text(json.dumps({"without GENIA": {"genia": cell({"0.5": 0.35, "0.2": 0.30, "0.05": 0.10})}}))
+    text = "\n".join(threshold_section([path, longer]))
+    assert text.index("**0.2** (`spacy_binder") < text.index("their best mean F1 is\nat **0.5**")
+    assert "| without GENIA | genia | 35.0 | 35.0 | 35.0 (0.5) |" in text
 
 
 def test_sources_section_adds_the_new_type_threshold_rows(tmp_path):
@@ -110,11 +116,18 @@ def test_sources_section_adds_the_new_type_threshold_rows(tmp_path):
     }
     path = tmp_path / "zeroshot_sources.json"
     path.write_text(json.dumps(data))
-    text = "\n".join(sources_section(path, threshold="0.1"))
+    longer = tmp_path / "zeroshot_sources_1200.json"
+    data["settings"] = {"steps": 1200}
+    data["without BC5CDR"]["conll test"] = run(0.83)
+    longer.write_text(json.dumps(data))
+    text = "\n".join(sources_section([path, longer], thresholds=["0.1"]))
     assert "| without BC5CDR | – | – | 20.0 | – | 79.0 | – |" in text
     assert "| without BC5CDR, new types at 0.1 | – | – | 46.0 | – | | |" in text
     assert "| bc5cdr Chemical zero-shot ≥ 45 (without BC5CDR) | 20.0 (CoNLL-only source: 30.0) | no |" in text
     assert "| bc5cdr Chemical zero-shot ≥ 45 (without BC5CDR, new types at 0.1) | 46.0 (CoNLL-only source: 50.0) | yes |" in text
+    # one table per training budget, in the order given, each checked against the CoNLL-only source
+    first, second = text.index("### Sources trained for 400 steps"), text.index("### Sources trained for 1200 steps")
+    assert first < text.index("| +1.0 lost | yes |") < second < text.index("| -3.0 lost | yes |")
 
 
 def test_five_examples_must_beat_the_better_zero_shot_decoding():
