@@ -457,7 +457,8 @@ def fewshot_from_sources(fewshot_dirs: List[Path], today_dir: Path, k: int = 5) 
     for path in sorted(path for fewshot_dir in fewshot_dirs for path in fewshot_dir.glob("fewshot_*.json")):
         data = json.loads(path.read_text())
         today = json.loads((today_dir / path.name).read_text())
-        name = f"{data['target']} (source {data['settings']['source'].split('/')[-2]})"
+        # the source's folder and its parent (which names the training budget's work dir)
+        name = f"{data['target']} (source {'/'.join(data['settings']['source'].split('/')[-3:-1])})"
         for system in ZERO_SHOT_AND_FINE_TUNED:
             new, old = f1s(data, system, k), f1s(today, system, k)
             if new and old:

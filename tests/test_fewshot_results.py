@@ -176,16 +176,16 @@ def test_fewshot_from_sources_shows_zero_shot_and_the_default_decoding(tmp_path)
         return {"target": "ncbi", "settings": {"source": f"{source}/model-last"}, "runs": runs}
 
     general, today = tmp_path / "general", tmp_path / "today"
-    for folder, data in ((general, results(0.20, 0.30, "without_ncbi")), (today, results(0.25, 0.24, "conll"))):
+    for folder, data in ((general, results(0.20, 0.30, "training/sources_1200/without_ncbi")), (today, results(0.25, 0.24, "conll"))):
         folder.mkdir()
         (folder / "fewshot_ncbi.json").write_text(json.dumps(data))
     text = "\n".join(fewshot_from_sources([general], today))
-    assert "| ncbi (source without_ncbi) | zero-shot, new-type threshold | 20.0 | 25.0 | -5.0 |" in text
-    assert "| ncbi (source without_ncbi) | fine-tuned, descriptions at the new-type threshold | 33.0 ± 1.4 (n=2) | 27.0 ± 1.4 (n=2) | +6.0 |" in text
+    assert "| ncbi (source sources_1200/without_ncbi) | zero-shot, new-type threshold | 20.0 | 25.0 | -5.0 |" in text
+    assert "| ncbi (source sources_1200/without_ncbi) | fine-tuned, descriptions at the new-type threshold | 33.0 ± 1.4 (n=2) | 27.0 ± 1.4 (n=2) | +6.0 |" in text
     # Issue 25's few-shot target: the source's best fine-tuned row against the CoNLL-only (b).
-    assert "| ncbi (source without_ncbi): 5-shot ≥ the CoNLL-only source's (b) |" not in text  # no (b) to compare with
+    assert "| ncbi (source sources_1200/without_ncbi): 5-shot ≥ the CoNLL-only source's (b) |" not in text  # no (b) to compare with
     today_data = json.loads((today / "fewshot_ncbi.json").read_text())
     today_data["runs"].update({f"fine-tuned | k=5 | seed={seed}": run(0.34) for seed in (1, 2)})
     (today / "fewshot_ncbi.json").write_text(json.dumps(today_data))
     text = "\n".join(fewshot_from_sources([general], today))
-    assert "| ncbi (source without_ncbi): 5-shot ≥ the CoNLL-only source's (b) | fine-tuned, descriptions at the new-type threshold: 33.0 vs 34.0 | no |" in text
+    assert "| ncbi (source sources_1200/without_ncbi): 5-shot ≥ the CoNLL-only source's (b) | fine-tuned, descriptions at the new-type threshold: 33.0 vs 34.0 | no |" in text
