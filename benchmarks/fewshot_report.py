@@ -4,10 +4,11 @@ python benchmarks/fewshot_report.py RESULTS_DIR OUTPUT.md
 """
 import json
 import statistics
-from pathlib import Path
 from itertools import zip_longest
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import srsly
 import typer
 
 from spacy_binder.defaults import NEW_TYPE_THRESHOLD
@@ -434,7 +435,8 @@ def supervised_table(results_dir: Path) -> List[str]:
 # zero-shot targets of the leave-one-out sources (benchmarks/zeroshot_sources.py): F1 wanted
 HELD_OUT_TARGETS = {"ncbi Disease": 35, "bc5cdr Disease": 30, "bc5cdr Chemical": 45, "genia": 20}
 CONLL_LOSS = 3  # CoNLL-2003 test F1 a source may give up against the CoNLL-only one
-SOURCE_STEPS = 400  # the CoNLL-only source's training steps (project.yml's fewshot_source_steps)
+# the CoNLL-only source's training steps, as the project's fewshot-source trains it
+SOURCE_STEPS = srsly.read_yaml(ROOT / "project" / "project.yml")["vars"]["fewshot_source_steps"]
 
 
 # the few-shot systems compared from each source (the decodings of one fine-tuned pipeline)
